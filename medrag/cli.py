@@ -1,0 +1,107 @@
+"""The ``medrag`` command: a thin layer over the Python API."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from medrag import MedRAG, MedRAGError, Settings
+
+log = logging.getLogger("medrag")
+
+
+def _settings_args(parser: argparse.ArgumentParser, build: bool) -> None:
+    parser.add_argument("--index", required=True, type=Path, help="index directory")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch and FAISS (default: all cores)")
+    if build:
+        parser.add_argument("--preset", default="default", help="named settings preset (default, hnsw, gpt2)")
+        parser.add_argument("--embedder", help="sentence-transformers model name or directory")
+        parser.add_argument("--index-type", help='FAISS factory string, e.g. "Flat" or "HNSW32"')
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    changes = {"embedder": args.embedder, "index_type": args.index_type, "threads": args.threads}
+    if (args.index / "manifest.json").exists():
+        rag = MedRAG.load(args.index, **changes)
+        log.info("adding to the existing index %s (%d chunks)", args.index, rag.chunks.count())
+    else:
+        rag = MedRAG(Settings.preset(args.preset, **changes))
+    report = rag.ingest(args.paths, save_to=args.index, skip_bad=args.skip_bad, progress=not args.quiet)
+    print(report.summary(), file=sys.stderr)
+    print(f"index: {args.index} ({rag.chunks.count_documents()} documents, {rag.chunks.count()} chunks)")
+    return 0
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    if not args.question.strip():
+        raise MedRAGError('empty question: ask something, e.g. medrag ask "What causes anemia?" --index DIR')
+    rag = MedRAG.load(args.index, embedder=args.embedder, threads=args.threads)
+    answer = rag.ask(args.question, k=args.k, generator=args.generator)
+    print(answer.to_json() if args.json else answer.render())
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    info = MedRAG.load(args.index, threads=args.threads).info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"index:     {args.index}\ndocuments: {info['documents']}\nchunks:    {info['chunks']}\n"
+          f"embedder:  {info['embedder']}\nindex type: {info['index_type']}\nsources:")
+    for kind, counts in sorted(info["sources"].items()):
+        print(f"  {kind}: {counts['documents']} documents, {counts['chunks']} chunks")
+    print("settings:", json.dumps(info["settings"], sort_keys=True))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medrag", description="Offline medical question answering with citations.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ingest = sub.add_parser("ingest", help="add files, folders or corpus recipes to an index")
+    ingest.add_argument("paths", nargs="+", help="files, folders or corpora/*.toml recipes")
+    _settings_args(ingest, build=True)
+    ingest.add_argument("--skip-bad", action="store_true", help="skip unreadable files and list them at the end")
+    ingest.add_argument("--quiet", action="store_true", help="no progress bars")
+    ingest.set_defaults(run=_cmd_ingest)
+
+    ask = sub.add_parser("ask", help="answer a question from an index, with citations")
+    ask.add_argument("question")
+    _settings_args(ask, build=False)
+    ask.add_argument("--k", type=int, help="passages to retrieve (default: the index's setting)")
+    ask.add_argument("--generator", help="extractive, a Hugging Face model name, or a local model directory")
+    ask.add_argument("--embedder", help="must be the embedder the index was built with")
+    ask.add_argument("--json", action="store_true", help="print the answer as one JSON object")
+    ask.set_defaults(run=_cmd_ask)
+
+    info = sub.add_parser("info", help="what an index holds and how it was built")
+    _settings_args(info, build=False)
+    info.add_argument("--json", action="store_true", help="print as JSON")
+    info.set_defaults(run=_cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args)
+    except MedRAGError as exc:
+        print(f"medrag: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `medrag ask ... | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0
+    except KeyboardInterrupt:
+        print("medrag: interrupted; the last saved state of the index is intact", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Corpus recipes (TOML under ``corpora/``) and the expansion of ingest paths into source files."""
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from medrag import readers
+from medrag.errors import MedRAGError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One concrete input file, with the recipe's overrides for it."""
+
+    path: Path
+    format: str | None = None
+    source_type: str | None = None
+
+
+def load_recipe(path: str | Path) -> list[Source]:
+    """The sources a recipe names; paths are relative to the recipe file, ``$VARS`` expanded.
+
+    A recipe is a TOML file with ``[[source]]`` tables: ``path`` (a file, folder or glob),
+    optional ``format`` (a reader name) and ``source_type`` (``pubmed``, ``consumer_health``, ...).
+    """
+    path = Path(path)
+    try:
+        recipe = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise MedRAGError(f"{path}: not a readable corpus recipe: {exc}") from exc
+    entries = recipe.get("source")
+    if not isinstance(entries, list) or not entries:
+        raise MedRAGError(f"{path}: a corpus recipe needs at least one [[source]] table with a path")
+    sources: list[Source] = []
+    for entry in entries:
+        if "path" not in entry:
+            raise MedRAGError(f"{path}: every [[source]] needs a path")
+        pattern = os.path.expandvars(os.path.expanduser(entry["path"]))
+        pattern = pattern if os.path.isabs(pattern) else str(path.parent / pattern)
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not matches:
+            raise MedRAGError(f"{path}: {entry['path']} matches no file")
+        for file in readers.iter_files(matches):
+            sources.append(Source(file, entry.get("format"), entry.get("source_type")))
+    return sources
+
+
+def expand(paths: Iterable[str | Path]) -> list[Source]:
+    """Concrete source files for ingest arguments: files, folders (recursively) and recipes."""
+    sources: list[Source] = []
+    for p in paths:
+        if str(p).endswith(".toml"):
+            sources.extend(load_recipe(p))
+        else:
+            sources.extend(Source(f) for f in readers.iter_files([p]))
+    seen: set[Path] = set()
+    unique = [s for s in sources if not (s.path.resolve() in seen or seen.add(s.path.resolve()))]
+    if not unique:
+        raise MedRAGError(f"no input files found in {', '.join(map(str, paths)) or 'the arguments'}")
+    return unique

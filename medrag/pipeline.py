@@ -1,0 +1,250 @@
+"""MedRAG: the one pipeline class composing reader → chunker → embedder → store → retriever → generator."""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from medrag import corpus, readers
+from medrag.answer import DISCLAIMER, Answer, Citation
+from medrag.chunking import Chunker
+from medrag.documents import Chunk, Deletion, Document
+from medrag.embedding import Embedder
+from medrag.errors import MedRAGError
+from medrag.generation import Generator, make_generator
+from medrag.retrieval import Hit, Retriever
+from medrag.settings import Settings
+from medrag.stores import VectorStore, store_class
+from medrag.stores import layout
+from medrag.stores.chunks import ChunkStore
+
+log = logging.getLogger(__name__)
+
+NO_EVIDENCE = "The indexed sources returned no passage for this question, so medrag cannot answer it."
+NO_SENTENCE = "The retrieved passages contain no sentence that answers this question; see the sources below."
+EMBED_BATCH_CHUNKS = 1024  # chunks embedded per call: large enough for length-sorted batches of 64
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did, for the closing summary."""
+
+    files: int = 0
+    documents: int = 0
+    chunks: int = 0
+    unchanged: int = 0
+    replaced: int = 0
+    deleted: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        rate = self.documents / self.seconds if self.seconds else 0.0
+        text = (f"{self.files} files: {self.documents} documents added ({self.chunks} chunks), "
+                f"{self.replaced} replaced, {self.unchanged} unchanged, {self.deleted} deleted, "
+                f"{len(self.skipped)} files skipped, in {self.seconds:.1f} s ({rate:.1f} documents/s)")
+        return "\n".join([text, *(f"  skipped {path}: {why}" for path, why in self.skipped)])
+
+
+class MedRAG:
+    """Ingest sources into an index, retrieve passages, answer questions with citations."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.chunks = ChunkStore()
+        self._vectors: VectorStore | None = None
+        self._generators: dict[str, Generator] = {}
+
+    # -- composition -----------------------------------------------------------------------------
+    @cached_property
+    def embedder(self) -> Embedder:
+        s = self.settings
+        return Embedder(s.embedder, precision=s.embedder_precision, query_prompt=s.query_prompt,
+                        document_prompt=s.document_prompt, batch_size=s.batch_size, threads=s.threads)
+
+    @cached_property
+    def chunker(self) -> Chunker:
+        size = min(self.settings.chunk_tokens, self.embedder.max_seq_length)
+        return Chunker(self.embedder.tokenizer, size, self.settings.chunk_overlap, self.settings.document_prompt)
+
+    @property
+    def vectors(self) -> VectorStore:
+        if self._vectors is None:
+            self._vectors = store_class(self.settings.store)(self.embedder.dim, self.settings.index_type,
+                                                             threads=self.settings.threads)
+        return self._vectors
+
+    @property
+    def retriever(self) -> Retriever:
+        return Retriever(self.embedder, self.vectors, self.chunks)
+
+    def generator(self, spec: str | None = None) -> Generator:
+        """The generator named ``spec`` (default: the settings'), loaded once."""
+        spec = spec or self.settings.generator
+        if spec not in self._generators:
+            self._generators[spec] = make_generator(
+                spec, embedder=self.embedder, max_new_tokens=self.settings.max_new_tokens,
+                n_sentences=self.settings.extractive_sentences, threads=self.settings.threads)
+        return self._generators[spec]
+
+    # -- persistence -----------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        """Write the index atomically: a crash leaves the previous save intact."""
+        vectors = self.vectors
+        layout.commit(directory, {"vectors": ("faiss", vectors.save), "chunks": ("sqlite", self.chunks.save)},
+                      self.settings.to_dict(),
+                      {"embedder": self.settings.embedder, "dim": self.embedder.dim,
+                       "index_type": self.settings.index_type, "chunks": vectors.count(),
+                       "documents": self.chunks.count_documents()})
+        log.info("saved %d chunks to %s", vectors.count(), directory)
+
+    @classmethod
+    def load(cls, directory: str | Path, settings: Settings | None = None, **changes: Any) -> MedRAG:
+        """Open a saved index with the settings it was built with (query-time fields may change).
+
+        Passing ``settings`` or ``changes`` that differ in a build-time field (embedder, chunking,
+        index type) is an error: the index would silently answer with the wrong vectors.
+        """
+        directory = Path(directory)
+        manifest = layout.read_manifest(directory)
+        saved = Settings.load(directory / layout.SETTINGS)
+        wanted = (settings or saved).replace(**changes)
+        mismatch = saved.index_mismatch(wanted)
+        if mismatch:
+            raise MedRAGError(f"index {directory} was built with other settings ({'; '.join(mismatch)}); "
+                              f"query it with the settings it was built with, or re-ingest")
+        rag = cls(wanted)
+        files = manifest["files"]
+        rag.chunks = ChunkStore.load(directory / files["chunks"])
+        rag._vectors = store_class(saved.store).load(directory / files["vectors"])
+        rag._vectors.factory = saved.index_type
+        if rag._vectors.count() != rag.chunks.count():
+            raise MedRAGError(f"index {directory} is inconsistent: {rag._vectors.count()} vectors, "
+                              f"{rag.chunks.count()} chunks")
+        return rag
+
+    # -- ingest ----------------------------------------------------------------------------------
+    def ingest(self, paths: Iterable[str | Path], *, save_to: str | Path | None = None, skip_bad: bool = False,
+               progress: bool = True) -> IngestReport:
+        """Read, chunk, embed and store every document in ``paths`` (files, folders, recipes).
+
+        Every file is parsed once up front, so a bad file stops the ingest before anything changes
+        (or, with ``skip_bad``, is left out and listed). With ``save_to`` the index is saved every
+        ``checkpoint_chunks`` new chunks and at the end; re-running after a crash skips what was saved.
+        """
+        start = time.perf_counter()
+        report = IngestReport()
+        sources = corpus.expand(paths)
+        checked: list[tuple[corpus.Source, int]] = []
+        for src in tqdm(sources, desc="checking", unit="file", disable=not progress or len(sources) < 2):
+            try:
+                checked.append((src, sum(1 for _ in readers.read(src.path, src.format))))
+            except MedRAGError as exc:
+                if not skip_bad:
+                    raise
+                report.skipped.append((str(src.path), str(exc)))
+        report.files = len(checked)
+        self.embedder.model  # noqa: B018 - load the model before the progress bar starts
+        bar = tqdm(total=sum(n for _, n in checked), desc="ingesting", unit="doc", disable=not progress)
+        pending: dict[str, tuple[Document, list[Chunk], str]] = {}
+        since_save = pending_chunks = 0
+
+        def flush() -> None:
+            nonlocal since_save, pending_chunks
+            chunks = [c for _, cs, _ in pending.values() for c in cs]
+            vectors = self.embedder.embed_documents([c.embed_text for c in chunks])
+            ids = [i for doc, cs, file in pending.values() for i in self.chunks.add(doc, cs, file)]
+            self.vectors.add(np.asarray(ids, dtype=np.int64), vectors)
+            report.chunks += len(ids)
+            since_save += len(ids)
+            bar.update(len(pending))
+            bar.set_postfix(chunks=self.vectors.count(), refresh=False)
+            pending.clear()
+            pending_chunks = 0
+
+        for src, _ in checked:
+            for record in readers.read(src.path, src.format):
+                if record.id in pending:
+                    flush()
+                if isinstance(record, Deletion):
+                    report.deleted += self._delete(record.id)
+                    bar.update(1)
+                    continue
+                if src.source_type:
+                    record = replace(record, metadata={**record.metadata, "source_type": src.source_type})
+                old = self.chunks.document_hash(record.id)
+                if old == record.content_hash:
+                    report.unchanged += 1
+                    bar.update(1)
+                    continue
+                if old is not None:
+                    self._delete(record.id)
+                    report.replaced += 1
+                pending[record.id] = (record, self.chunker.split(record), str(src.path))
+                pending_chunks += len(pending[record.id][1])
+                report.documents += 1
+                if pending_chunks >= EMBED_BATCH_CHUNKS:
+                    flush()
+                if save_to is not None and since_save >= self.settings.checkpoint_chunks:
+                    flush()
+                    self.save(save_to)
+                    since_save = 0
+        flush()
+        bar.close()
+        if save_to is not None:
+            self.save(save_to)
+        report.seconds = time.perf_counter() - start
+        return report
+
+    def _delete(self, doc_id: str) -> int:
+        ids = self.chunks.delete(doc_id)
+        if ids:
+            self.vectors.delete(np.asarray(ids, dtype=np.int64))
+        return 1 if ids else 0
+
+    # -- questions -------------------------------------------------------------------------------
+    def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
+        """The ``k`` best passages for one question."""
+        return self.retrieve_batch([question], k)[0]
+
+    def retrieve_batch(self, questions: Sequence[str], k: int | None = None) -> list[list[Hit]]:
+        """The ``k`` best passages for each question, searched in one batch."""
+        if self.vectors.count() and self.vectors.dim != self.embedder.dim:
+            raise MedRAGError(f"embedder {self.settings.embedder} makes {self.embedder.dim}-d vectors, "
+                              f"the index holds {self.vectors.dim}-d ones")
+        return self.retriever.search(list(questions), k or self.settings.k)
+
+    def ask(self, question: str, *, k: int | None = None, generator: str | None = None) -> Answer:
+        """Retrieve passages and answer from them; every ``[n]`` in the answer is a cited source."""
+        hits = self.retrieve(question, k)
+        gen = self.generator(generator)
+        result = gen.generate(question, [h.chunk for h in hits]) if hits else None
+        body = (result.text.strip() if result else "") or (NO_SENTENCE if hits else NO_EVIDENCE)
+        citations = [_citation(n, hits[n - 1]) for n in (result.cited if result else [])]
+        retrieved = [{"n": n, "chunk_id": h.chunk.id, "doc_id": h.chunk.doc_id, "pmid": h.chunk.pmid,
+                      "url": h.chunk.url, "title": h.chunk.title, "score": round(h.score, 4)}
+                     for n, h in enumerate(hits, 1)]
+        return Answer(question=question, text=f"{body}\n\n{DISCLAIMER}", citations=citations,
+                      generator=result.generator if result else gen.name, retrieved=retrieved,
+                      invalid_citations=result.invalid_citations if result else 0)
+
+    def info(self) -> dict[str, Any]:
+        """Counts, sources, embedder, index type and settings."""
+        return {"documents": self.chunks.count_documents(), "chunks": self.chunks.count(),
+                "vectors": self.vectors.count(), "sources": self.chunks.summary(),
+                "embedder": self.settings.embedder, "index_type": self.settings.index_type,
+                "settings": self.settings.to_dict()}
+
+
+def _citation(n: int, hit: Hit) -> Citation:
+    meta = hit.chunk.metadata
+    return Citation(n=n, pmid=hit.chunk.pmid, url=hit.chunk.url, title=hit.chunk.title,
+                    journal=meta.get("journal"), year=meta.get("year"), source=meta.get("source"),
+                    score=round(hit.score, 4), text=hit.chunk.text)

@@ -1,0 +1,93 @@
+"""One frozen Settings object with named presets, saved as settings.json beside every index."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from medrag.errors import MedRAGError
+
+#: fields that define how an index was built: an index can only be queried with the same values
+INDEX_FIELDS = ("embedder", "embedder_precision", "document_prompt", "chunk_tokens", "chunk_overlap",
+                "index_type", "store")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that shapes a pipeline. Build-time fields (``INDEX_FIELDS``) are fixed per index."""
+
+    # embedding
+    embedder: str = "all-MiniLM-L6-v2"
+    embedder_precision: str = "fp32"
+    query_prompt: str = ""
+    document_prompt: str = ""
+    batch_size: int = 64
+    # chunking (in the embedder's own tokens, title included)
+    chunk_tokens: int = 256
+    chunk_overlap: int = 16
+    # storage
+    store: str = "faiss"
+    index_type: str = "Flat"
+    # retrieval
+    k: int = 5
+    # generation
+    generator: str = "extractive"
+    max_new_tokens: int = 128
+    extractive_sentences: int = 3
+    # runtime
+    threads: int = 0  # 0: every core
+    checkpoint_chunks: int = 2048  # ingest saves after this many new chunks (resumable)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed; unknown names are an error."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise MedRAGError(f"unknown setting(s): {', '.join(unknown)}")
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def num_threads(self) -> int:
+        return self.threads or os.cpu_count() or 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Settings:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Settings:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, ValueError) as exc:
+            raise MedRAGError(f"cannot read settings {path}: {exc}") from exc
+
+    @classmethod
+    def preset(cls, name: str, **changes: Any) -> Settings:
+        """A named preset (see ``PRESETS``), optionally with some fields changed."""
+        if name not in PRESETS:
+            raise MedRAGError(f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}")
+        return PRESETS[name].replace(**changes)
+
+    def index_mismatch(self, other: Settings) -> list[str]:
+        """The build-time fields in which ``other`` differs from this (an index's) settings."""
+        return [f"{name}: index has {getattr(self, name)!r}, asked for {getattr(other, name)!r}"
+                for name in INDEX_FIELDS if getattr(self, name) != getattr(other, name)]
+
+
+PRESETS: dict[str, Settings] = {
+    "default": Settings(),
+    # small HNSW graph: sub-millisecond queries on larger corpora, slightly approximate
+    "hnsw": Settings(index_type="HNSW32"),
+    # a GPT-2-family language model writes the answer from the packed passages
+    "gpt2": Settings(generator="gpt2"),
+}

@@ -1,0 +1,115 @@
+"""Chunk texts and metadata in SQLite, beside the vector index; row ids are the vector ids."""
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from medrag.documents import Chunk, Document
+from medrag.errors import MedRAGError
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY,
+    content_hash TEXT NOT NULL,
+    source_file TEXT,
+    source_type TEXT,
+    metadata TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id),
+    idx INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE INDEX IF NOT EXISTS documents_hash ON documents(content_hash);
+"""
+
+
+class ChunkStore:
+    """Documents (metadata once per document) and their chunks (text, title).
+
+    Works on an in-memory copy so that a half-done ingest never touches the saved file;
+    ``save`` writes a consistent snapshot.
+    """
+
+    def __init__(self) -> None:
+        self.db = sqlite3.connect(":memory:")
+        self.db.executescript(SCHEMA)
+
+    @classmethod
+    def load(cls, path: Path) -> ChunkStore:
+        store = cls()
+        try:
+            source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            source.backup(store.db)
+            source.close()
+            store.db.execute("SELECT count(*) FROM chunks").fetchone()
+        except sqlite3.Error as exc:
+            raise MedRAGError(f"cannot read chunk store {path}: {exc}") from exc
+        return store
+
+    def save(self, path: Path) -> None:
+        """Write a consistent snapshot to ``path`` (the caller makes the write atomic)."""
+        target = sqlite3.connect(str(path))
+        with target:
+            self.db.backup(target)
+        target.close()
+
+    def document_hash(self, doc_id: str) -> str | None:
+        row = self.db.execute("SELECT content_hash FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        return row[0] if row else None
+
+    def add(self, doc: Document, chunks: Sequence[Chunk], source_file: str = "") -> list[int]:
+        """Store a document and its chunks; returns the chunks' new row ids."""
+        meta = json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True)
+        with self.db:
+            self.db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
+                            (doc.id, doc.content_hash, source_file, doc.metadata.get("source_type"), meta))
+            ids = [self.db.execute("INSERT INTO chunks (doc_id, idx, title, text) VALUES (?, ?, ?, ?)",
+                                   (doc.id, c.index, c.title, c.text)).lastrowid for c in chunks]
+        return ids
+
+    def delete(self, doc_id: str) -> list[int]:
+        """Remove a document; returns the row ids of the chunks it had."""
+        ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+        with self.db:
+            self.db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+            self.db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+        return ids
+
+    def get(self, ids: Sequence[int]) -> dict[int, Chunk]:
+        """The chunks with these row ids (unknown ids are absent)."""
+        wanted = [int(i) for i in ids if i >= 0]
+        found: dict[int, Chunk] = {}
+        for start in range(0, len(wanted), 900):  # SQLite's bound-parameter limit
+            part = wanted[start:start + 900]
+            rows = self.db.execute(f"SELECT c.id, c.doc_id, c.idx, c.title, c.text, d.metadata FROM chunks c "
+                                   f"JOIN documents d ON d.doc_id = c.doc_id "
+                                   f"WHERE c.id IN ({','.join('?' * len(part))})", part)
+            for rid, doc_id, idx, title, text, meta in rows:
+                found[rid] = Chunk(doc_id=doc_id, index=idx, text=text, title=title,
+                                   metadata=json.loads(meta), id=rid)
+        return found
+
+    def count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM chunks").fetchone()[0])
+
+    def count_documents(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM documents").fetchone()[0])
+
+    def summary(self) -> dict[str, Any]:
+        """Documents and chunks per source type, for ``medrag info``."""
+        rows = self.db.execute("SELECT d.source_type, count(DISTINCT d.doc_id), count(c.id) FROM documents d "
+                               "LEFT JOIN chunks c ON c.doc_id = d.doc_id GROUP BY d.source_type")
+        return {str(t): {"documents": n, "chunks": c} for t, n, c in rows}
+
+    def pmids(self) -> set[str]:
+        return {r[0].split(":", 1)[1] for r in self.db.execute("SELECT doc_id FROM documents WHERE doc_id LIKE 'pmid:%'")}

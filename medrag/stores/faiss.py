@@ -1,0 +1,74 @@
+"""FAISS vector store built from a factory string, inner product over unit vectors, ids = chunk rows."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from medrag.errors import MedRAGError
+
+log = logging.getLogger(__name__)
+
+
+class FaissStore:
+    """A FAISS index (``"Flat"``, ``"HNSW32"``, ``"IVF4096,PQ48"`` ...) wrapped in an id map."""
+
+    def __init__(self, dim: int, factory: str = "Flat", *, threads: int = 0) -> None:
+        faiss.omp_set_num_threads(threads or os.cpu_count() or 1)
+        try:
+            inner = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as exc:
+            raise MedRAGError(f"invalid FAISS index type {factory!r}: {str(exc).splitlines()[0]}") from exc
+        self.factory = factory
+        self.index = faiss.IndexIDMap2(inner)
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.shape[1] != self.dim:
+            raise MedRAGError(f"vectors of dimension {vectors.shape[1]} do not fit an index of dimension {self.dim}")
+        if not self.index.is_trained:
+            log.info("training %s on %d vectors", self.factory, len(vectors))
+            self.index.train(vectors)
+        self.index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.count() == 0 or k <= 0:
+            n = len(queries)
+            return np.zeros((n, max(k, 0)), np.float32), np.full((n, max(k, 0)), -1, np.int64)
+        scores, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        return scores, ids
+
+    def delete(self, ids: np.ndarray) -> int:
+        if len(ids) == 0:
+            return 0
+        try:
+            return int(self.index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
+        except RuntimeError as exc:
+            raise MedRAGError(f"the {self.factory} index cannot delete vectors: {str(exc).splitlines()[0]}") from exc
+
+    def count(self) -> int:
+        return int(self.index.ntotal)
+
+    def save(self, path: Path) -> None:
+        """Write the index to ``path`` (the caller makes the write atomic)."""
+        faiss.write_index(self.index, str(path))
+
+    @classmethod
+    def load(cls, path: Path) -> FaissStore:
+        store = cls.__new__(cls)
+        try:
+            store.index = faiss.read_index(str(path))
+        except RuntimeError as exc:
+            raise MedRAGError(f"cannot read FAISS index {path}: {str(exc).splitlines()[0]}") from exc
+        if not isinstance(store.index, faiss.IndexIDMap2):
+            store.index = faiss.downcast_index(store.index)
+        inner = faiss.downcast_index(store.index.index)
+        store.factory = type(inner).__name__.removeprefix("Index")
+        return store
