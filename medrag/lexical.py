@@ -1,0 +1,218 @@
+"""BM25 lexical retrieval over chunk texts (bm25s + PyStemmer); ids = the chunk store's row ids.
+
+``BM25Store`` has the vector stores' shape (``add / search / delete / save / load / count``) over texts.
+bm25s indexes are static, so the store keeps every document's stemmed tokens (as ids into its vocabulary)
+and rebuilds the bm25s index lazily, at the first search or save after an ``add`` or ``delete``.
+
+On disk a store is a directory: bm25s's own files (``params.index.json``, ``vocab.index.json``,
+``data/indices/indptr.csc.index.npy`` and, for BM25L/BM25+, ``nonoccurrence_array.index.npy``), our
+``ids.npy``, ``lengths.npy`` and ``tokens.npy``, and ``bm25.json`` (written last). JSON and ``.npy``
+only; every array is read with ``allow_pickle=False``, so a pickled file is refused, never unpickled.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import bm25s
+import numpy as np
+import Stemmer
+
+from medrag.errors import MedRAGError
+
+log = logging.getLogger(__name__)
+
+META = "bm25.json"
+ARRAYS = {"ids": np.int64, "lengths": np.int64, "tokens": np.int32}
+FORMAT_VERSION = 1
+METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
+
+
+class BM25Store:
+    """A BM25 index over chunk texts: English stop words removed, Snowball stemming, ranked by bm25s.
+
+    ``method`` is bm25s's variant (``lucene`` default, ``robertson``, ``atire``, ``bm25l``, ``bm25+``;
+    ``delta`` only matters for the last two). Searching runs in the calling thread, one query after another.
+    """
+
+    def __init__(self, *, k1: float = 1.5, b: float = 0.75, method: str = "lucene", delta: float = 0.5,
+                 stopwords: str | Sequence[str] | None = "en", stemmer: str | None = "english") -> None:
+        if method not in METHODS:
+            raise MedRAGError(f"unknown BM25 method {method!r}; choose from {', '.join(METHODS)}")
+        if k1 < 0 or not 0 <= b <= 1 or delta < 0:
+            raise MedRAGError(f"BM25 needs k1 >= 0, 0 <= b <= 1 and delta >= 0, not k1={k1}, b={b}, delta={delta}")
+        try:
+            self._stemmer = Stemmer.Stemmer(stemmer) if stemmer else None
+        except KeyError:
+            raise MedRAGError(f"unknown stemmer language {stemmer!r}; choose from "
+                              f"{', '.join(Stemmer.algorithms())}") from None
+        self.k1, self.b, self.method, self.delta = float(k1), float(b), method, float(delta)
+        self.stopwords = stopwords if stopwords is None or isinstance(stopwords, str) else tuple(stopwords)
+        self.stemmer = stemmer
+        self._stems: list[str] = []  # token id -> stem
+        self._vocab: dict[str, int] = {}  # stem -> token id
+        self._ids = np.empty(0, np.int64)  # per document, in bm25s's document order
+        self._lengths = np.empty(0, np.int64)  # tokens per document
+        self._tokens = np.empty(0, np.int32)  # all documents' token ids, concatenated
+        self._bm25: bm25s.BM25 | None = None
+        self._dirty = False
+        self._mapped: Path | None = None  # the directory a memory-mapped store reads from
+        self.rebuild_seconds = 0.0  # time the last rebuild took
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """What the index was built with (saved in ``bm25.json``)."""
+        return {"k1": self.k1, "b": self.b, "method": self.method, "delta": self.delta,
+                "stopwords": list(self.stopwords) if isinstance(self.stopwords, tuple) else self.stopwords,
+                "stemmer": self.stemmer}
+
+    def _tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], list[str]]:
+        """Per text its token ids into a local vocabulary, and that vocabulary (id -> stem)."""
+        tok = bm25s.tokenize(list(texts), lower=True, stopwords=self.stopwords or None, stemmer=self._stemmer,
+                             return_ids=True, show_progress=False)
+        local = [""] * len(tok.vocab)
+        for stem, i in tok.vocab.items():
+            local[i] = stem
+        return tok.ids, local
+
+    def add(self, ids: np.ndarray, texts: Sequence[str]) -> None:
+        """Index ``texts`` under ``ids`` (not yet in the store); the index is rebuilt at the next search."""
+        ids = np.asarray(ids, dtype=np.int64).ravel()
+        if len(ids) != len(texts):
+            raise MedRAGError(f"{len(ids)} ids for {len(texts)} texts")
+        if len(ids) == 0:
+            return
+        if (ids < 0).any() or len(np.unique(ids)) != len(ids) or np.isin(ids, self._ids).any():
+            raise MedRAGError("BM25 ids must be new and >= 0: delete a chunk before adding it again")
+        docs, local = self._tokenize(texts)
+        for stem in sorted(set(local) - self._vocab.keys()):  # sorted: the same ids on every run
+            self._vocab[stem] = len(self._stems)
+            self._stems.append(stem)
+        remap = np.fromiter((self._vocab[s] for s in local), np.int32, len(local))
+        flat = np.fromiter(chain.from_iterable(docs), np.int32, sum(map(len, docs)))
+        self._ids = np.concatenate([self._ids, ids])
+        self._lengths = np.concatenate([self._lengths, np.fromiter(map(len, docs), np.int64, len(docs))])
+        self._tokens = np.concatenate([self._tokens, remap[flat]])
+        self._dirty = True
+
+    def delete(self, ids: np.ndarray) -> int:
+        """Remove ``ids``; the number removed (ids not in the store are ignored)."""
+        keep = ~np.isin(self._ids, np.asarray(ids, dtype=np.int64).ravel())
+        removed = int(len(keep) - keep.sum())
+        if removed:
+            self._tokens = self._tokens[np.repeat(keep, self._lengths)]
+            self._ids, self._lengths = self._ids[keep], self._lengths[keep]
+            self._dirty = True
+        return removed
+
+    def count(self) -> int:
+        return len(self._ids)
+
+    def _rebuild(self) -> None:
+        """Compact the vocabulary to the stems still used and build a fresh bm25s index."""
+        start = time.perf_counter()
+        used, inverse = np.unique(self._tokens, return_inverse=True)
+        self._stems = [self._stems[i] for i in used.tolist()]
+        self._vocab = {s: i for i, s in enumerate(self._stems)}
+        self._tokens = inverse.astype(np.int32).ravel()
+        self._bm25 = None
+        if len(self._ids) and len(self._stems):
+            flat, ends = self._tokens.tolist(), np.cumsum(self._lengths).tolist()
+            docs = [flat[s:e] for s, e in zip([0, *ends[:-1]], ends)]
+            bm25 = bm25s.BM25(k1=self.k1, b=self.b, delta=self.delta, method=self.method,
+                              backend="numpy", csc_backend="numpy")
+            bm25.index((docs, dict(self._vocab)), create_empty_token=False, show_progress=False)
+            self._bm25 = bm25
+        self._dirty = False
+        self.rebuild_seconds = time.perf_counter() - start
+        log.info("built BM25 index of %d texts, %d stems in %.2f s", len(self._ids), len(self._stems),
+                 self.rebuild_seconds)
+
+    def _ensure_index(self) -> None:
+        if self._dirty:
+            self._rebuild()
+
+    def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores, ids)``, each ``(len(queries), k)``, best first; only texts sharing a stem with the
+        query are hits, the rest of a row is id -1 (score 0). Equal scores rank the smaller id first."""
+        n, k = len(queries), max(int(k), 0)
+        scores, out = np.zeros((n, k), np.float32), np.full((n, k), -1, np.int64)
+        self._ensure_index()
+        if self._bm25 is None or k == 0 or n == 0:
+            return scores, out
+        tokenized = bm25s.tokenize(list(queries), lower=True, stopwords=self.stopwords or None,
+                                   stemmer=self._stemmer, return_ids=False, show_progress=False)
+        indptr, indices = self._bm25.scores["indptr"], self._bm25.scores["indices"]
+        for row, stems in enumerate(tokenized):
+            query = np.array([self._vocab[s] for s in stems if s in self._vocab], dtype=np.int32)
+            if not len(query):
+                continue
+            docs = np.unique(np.concatenate([indices[indptr[t]:indptr[t + 1]] for t in np.unique(query)]))
+            found = self._bm25.get_scores_from_ids(query)[docs]
+            if len(docs) > k:  # keep the top k plus anything tied with the k-th, then order exactly
+                keep = found >= np.partition(found, len(found) - k)[len(found) - k]
+                docs, found = docs[keep], found[keep]
+            order = np.lexsort((self._ids[docs], -found))[:k]
+            scores[row, :len(order)], out[row, :len(order)] = found[order], self._ids[docs[order]]
+        return scores, out
+
+    def save(self, path: Path) -> None:
+        """Write the store into the directory ``path`` (created; the caller makes the save atomic)."""
+        self._ensure_index()
+        path = Path(path)
+        if self._mapped is not None and path.resolve() == self._mapped:
+            raise MedRAGError(f"cannot save a memory-mapped BM25 index over the files it maps ({path})")
+        path.mkdir(parents=True, exist_ok=True)
+        if self._bm25 is not None:
+            self._bm25.save(path, corpus=None, allow_pickle=False, show_progress=False)
+        for name in ARRAYS:
+            np.save(path / f"{name}.npy", getattr(self, f"_{name}"), allow_pickle=False)
+        meta = {"format": FORMAT_VERSION, "count": self.count(), "stems": len(self._stems),
+                "indexed": self._bm25 is not None, "bm25s": bm25s.__version__, **self.params}
+        (path / META).write_text(json.dumps(meta, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path, *, mmap: bool = False) -> BM25Store:
+        """Open a saved store; ``mmap`` maps the arrays read-only instead of reading them into memory."""
+        path = Path(path)
+        try:
+            meta = json.loads((path / META).read_text())
+        except (OSError, ValueError) as exc:
+            raise MedRAGError(f"{path} holds no readable BM25 index ({META}): {exc}") from exc
+        if meta.get("format") != FORMAT_VERSION:
+            raise MedRAGError(f"BM25 index {path} has format {meta.get('format')}, this medrag reads {FORMAT_VERSION}")
+        params = {key: meta.get(key) for key in ("k1", "b", "method", "delta", "stopwords", "stemmer")}
+        store = cls(**params)
+        try:
+            arrays = {name: np.load(path / f"{name}.npy", allow_pickle=False, mmap_mode="r" if mmap else None)
+                      for name in ARRAYS}
+            bm25 = bm25s.BM25.load(path, mmap=mmap, allow_pickle=False, load_corpus=False, load_vocab=True,
+                                   show_progress=False, backend="numpy") if meta.get("indexed") else None
+        except (OSError, ValueError, TypeError) as exc:
+            raise MedRAGError(f"cannot read BM25 index {path}: {exc}") from exc
+        for name, dtype in ARRAYS.items():
+            if arrays[name].dtype != dtype or arrays[name].ndim != 1:
+                raise MedRAGError(f"corrupt BM25 index {path}: {name}.npy holds {arrays[name].dtype} "
+                                  f"{arrays[name].shape}, not a vector of {np.dtype(dtype)}")
+        store._ids, store._lengths, store._tokens = arrays["ids"], arrays["lengths"], arrays["tokens"]
+        store._mapped = path.resolve() if mmap else None
+        if bm25 is not None:
+            vocab = bm25.vocab_dict
+            store._stems = sorted(vocab, key=vocab.__getitem__)
+            store._vocab = {s: i for i, s in enumerate(store._stems)}
+            store._bm25 = bm25
+        consistent = (len(store._ids) == len(store._lengths) == meta.get("count")
+                      and int(store._lengths.sum()) == len(store._tokens)
+                      and store._vocab == (bm25.vocab_dict if bm25 is not None else {})
+                      and (bm25 is None or (bm25.scores["num_docs"] == len(store._ids)
+                                            and len(bm25.scores["indptr"]) == len(store._stems) + 1))
+                      and (not len(store._tokens) or 0 <= int(store._tokens.min()) <= int(store._tokens.max())
+                           < len(store._stems)))
+        if not consistent:
+            raise MedRAGError(f"corrupt BM25 index {path}: its files do not agree with each other")
+        return store
