@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from medrag import MedRAG, MedRAGError, Settings
+from medrag.corpus import PubMedQuery
+from medrag.readers.entrez import NCBI_EUTILS
+from medrag.settings import RETRIEVERS
 
 log = logging.getLogger("medrag")
 
@@ -33,7 +36,11 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         log.info("adding to the existing index %s (%d chunks)", args.index, rag.chunks.count())
     else:
         rag = MedRAG(Settings.preset(args.preset, **changes))
-    report = rag.ingest(args.paths, save_to=args.index, skip_bad=args.skip_bad, progress=not args.quiet)
+    pubmed = PubMedQuery(email=args.email or os.environ.get("NCBI_EMAIL"), download_dir=args.index / "downloads",
+                         max_records=args.max, api_key=args.api_key or os.environ.get("NCBI_API_KEY"),
+                         base_url=args.eutils_url)
+    report = rag.ingest(args.paths, save_to=args.index, skip_bad=args.skip_bad, progress=not args.quiet,
+                        pubmed=pubmed)
     print(report.summary(), file=sys.stderr)
     print(f"index: {args.index} ({rag.chunks.count_documents()} documents, {rag.chunks.count()} chunks)")
     return 0
@@ -44,7 +51,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         raise MedRAGError('empty question: ask something, e.g. medrag ask "What causes anemia?" --index DIR')
     rag = MedRAG.load(args.index, **Settings.parse_assignments(args.assignments), embedder=args.embedder,
                       threads=args.threads)
-    answer = rag.ask(args.question, k=args.k, generator=args.generator)
+    answer = rag.ask(args.question, k=args.k, generator=args.generator, where=args.filter, retriever=args.retriever)
     print(answer.to_json() if args.json else answer.render())
     return 0
 
@@ -72,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_args(ingest, build=True)
     ingest.add_argument("--skip-bad", action="store_true", help="skip unreadable files and list them at the end")
     ingest.add_argument("--quiet", action="store_true", help="no progress bars")
+    live = ingest.add_argument_group("live PubMed (paths of the form pubmed:QUERY)")
+    live.add_argument("--max", type=int, default=1000, help="most citations to fetch per query (default 1000)")
+    live.add_argument("--email", help="your email, sent to NCBI as E-utilities require (or $NCBI_EMAIL)")
+    live.add_argument("--api-key", help="NCBI API key: 10 requests/s instead of 3 (or $NCBI_API_KEY)")
+    live.add_argument("--eutils-url", default=NCBI_EUTILS, help="E-utilities base URL (a mirror, or a test server)")
     ingest.set_defaults(run=_cmd_ingest)
 
     ask = sub.add_parser("ask", help="answer a question from an index, with citations")
@@ -79,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_args(ask, build=False)
     ask.add_argument("--k", type=int, help="passages to retrieve (default: the index's setting)")
     ask.add_argument("--generator", help="extractive, a Hugging Face model name, or a local model directory")
+    ask.add_argument("--retriever", choices=RETRIEVERS, help="dense, bm25 or hybrid (default: the index's setting)")
+    ask.add_argument("--filter", help='metadata filter, e.g. "year>=2015,source_type=pubmed|guideline,journal=Lancet"')
     ask.add_argument("--embedder", help="must be the embedder the index was built with")
     ask.add_argument("--json", action="store_true", help="print the answer as one JSON object")
     ask.set_defaults(run=_cmd_ask)

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import logging
 import os
+import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from medrag import readers
+from medrag.readers import entrez
 from medrag.errors import MedRAGError
 
 log = logging.getLogger(__name__)
@@ -52,11 +55,36 @@ def load_recipe(path: str | Path) -> list[Source]:
     return sources
 
 
-def expand(paths: Iterable[str | Path]) -> list[Source]:
-    """Concrete source files for ingest arguments: files, folders (recursively) and recipes."""
+@dataclass(frozen=True)
+class PubMedQuery:
+    """How to run ``pubmed:QUERY`` sources: NCBI asks for an email; a key allows 10 requests/s instead of 3."""
+
+    email: str | None
+    download_dir: Path
+    max_records: int = 1000
+    api_key: str | None = None
+    base_url: str = entrez.NCBI_EUTILS
+
+    def fetch(self, query: str, progress: bool = True) -> list[Path]:
+        """The efetch batch files of ``query`` (downloaded now, or kept from an earlier run)."""
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", query).strip("-")[:60] or "query"
+        digest = hashlib.sha1(query.encode()).hexdigest()[:8]
+        return entrez.download(query, self.download_dir / f"{slug}-{digest}", max_records=self.max_records,
+                               email=self.email, api_key=self.api_key, base_url=self.base_url, progress=progress)
+
+
+def expand(paths: Iterable[str | Path], pubmed: PubMedQuery | None = None, progress: bool = True) -> list[Source]:
+    """Concrete source files for ingest arguments: files, folders (recursively), recipes, ``pubmed:QUERY``."""
     sources: list[Source] = []
     for p in paths:
-        if str(p).endswith(".toml"):
+        query = entrez.parse_source(str(p))
+        if query is not None:
+            if pubmed is None:
+                raise MedRAGError(f"{p}: live PubMed sources need an email (--email ADDR) and an index to save to")
+            if not query:
+                raise MedRAGError(f"{p}: empty PubMed query")
+            sources.extend(Source(f, "pubmed_xml", "pubmed") for f in pubmed.fetch(query, progress))
+        elif str(p).endswith(".toml"):
             sources.extend(load_recipe(p))
         else:
             sources.extend(Source(f) for f in readers.iter_files([p]))

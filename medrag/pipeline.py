@@ -18,9 +18,11 @@ from medrag.chunking import Chunker
 from medrag.documents import Chunk, Deletion, Document
 from medrag.embedding import Embedder
 from medrag.errors import MedRAGError
+from medrag.filters import Filter, parse_filter
 from medrag.generation import Generator, make_generator
+from medrag.lexical import BM25Store
 from medrag.retrieval import Hit, Retriever
-from medrag.settings import Settings
+from medrag.settings import RETRIEVERS, Settings
 from medrag.stores import VectorStore, store_class
 from medrag.stores import layout
 from medrag.stores.chunks import ChunkStore
@@ -63,7 +65,12 @@ class MedRAG:
         self.settings = settings or Settings()
         self.chunks = ChunkStore()
         self._vectors: VectorStore | None = None
+        self.lexical: BM25Store | None = self._new_lexical()
         self._generators: dict[str, Generator] = {}
+
+    def _new_lexical(self) -> BM25Store | None:
+        s = self.settings
+        return BM25Store(k1=s.bm25_k1, b=s.bm25_b, method=s.bm25_method) if s.lexical else None
 
     # -- composition -----------------------------------------------------------------------------
     @cached_property
@@ -86,7 +93,7 @@ class MedRAG:
 
     @property
     def retriever(self) -> Retriever:
-        return Retriever(self.embedder, self.vectors, self.chunks)
+        return Retriever(self.embedder, self.vectors, self.chunks, self.lexical, self.settings)
 
     def generator(self, spec: str | None = None) -> Generator:
         """The generator named ``spec`` (default: the settings'), loaded once."""
@@ -101,7 +108,10 @@ class MedRAG:
     def save(self, directory: str | Path) -> None:
         """Write the index atomically: a crash leaves the previous save intact."""
         vectors = self.vectors
-        layout.commit(directory, {"vectors": ("faiss", vectors.save), "chunks": ("sqlite", self.chunks.save)},
+        writers = {"vectors": ("faiss", vectors.save), "chunks": ("sqlite", self.chunks.save)}
+        if self.lexical is not None:
+            writers["lexical"] = ("bm25", self.lexical.save)
+        layout.commit(directory, writers,
                       self.settings.to_dict(),
                       {"embedder": self.settings.embedder, "dim": self.embedder.dim,
                        "index_type": self.settings.index_type, "chunks": vectors.count(),
@@ -128,25 +138,29 @@ class MedRAG:
         rag.chunks = ChunkStore.load(directory / files["chunks"])
         rag._vectors = store_class(saved.store).load(directory / files["vectors"])
         rag._vectors.factory = saved.index_type
-        if rag._vectors.count() != rag.chunks.count():
+        if saved.lexical:
+            rag.lexical = BM25Store.load(directory / files["lexical"])
+        counts = {rag._vectors.count(), rag.chunks.count(), rag.lexical.count() if rag.lexical else rag.chunks.count()}
+        if len(counts) != 1:
             raise MedRAGError(f"index {directory} is inconsistent: {rag._vectors.count()} vectors, "
-                              f"{rag.chunks.count()} chunks")
+                              f"{rag.chunks.count()} chunks, {rag.lexical.count() if rag.lexical else '-'} BM25 rows")
         return rag
 
     # -- ingest ----------------------------------------------------------------------------------
     def ingest(self, paths: Iterable[str | Path], *, save_to: str | Path | None = None, skip_bad: bool = False,
-               progress: bool = True) -> IngestReport:
+               progress: bool = True, pubmed: corpus.PubMedQuery | None = None) -> IngestReport:
         """Read, chunk, embed and store every document in ``paths`` (files, folders, recipes).
 
         Every file is parsed once up front, so a bad file stops the ingest before anything changes
         (or, with ``skip_bad``, is left out and listed). With ``save_to`` the index is saved every
         ``checkpoint_chunks`` new chunks and at the end, with how far each file got: re-running the
         same command after a crash skips finished files and resumes the one it was in.
+        ``pubmed:QUERY`` paths are downloaded first through E-utilities as ``pubmed`` says.
         """
         start = time.perf_counter()
         report = IngestReport()
         changes_before = self.chunks.db.total_changes
-        sources = corpus.expand(paths)
+        sources = corpus.expand(paths, pubmed, progress)
         checked: list[tuple[corpus.Source, int]] = []
         for src in tqdm(sources, desc="checking", unit="file", disable=not progress or len(sources) < 2):
             try:
@@ -165,10 +179,13 @@ class MedRAG:
 
         def flush() -> None:
             nonlocal since_save, pending_chunks
-            chunks = [c for _, cs, _ in pending.values() for c in cs]
-            vectors = self.embedder.embed_documents([c.embed_text for c in chunks])
-            ids = [i for doc, cs, file in pending.values() for i in self.chunks.add(doc, cs, file)]
-            self.vectors.add(np.asarray(ids, dtype=np.int64), vectors)
+            texts = [c.embed_text for _, cs, _ in pending.values() for c in cs]
+            vectors = self.embedder.embed_documents(texts)
+            ids = np.asarray([i for doc, cs, file in pending.values() for i in self.chunks.add(doc, cs, file)],
+                             dtype=np.int64)
+            self.vectors.add(ids, vectors)
+            if self.lexical is not None:
+                self.lexical.add(ids, texts)
             for key, fingerprint, n in finished:
                 self.chunks.set_file_progress(key, fingerprint, n, complete=True)
             report.chunks += len(ids)
@@ -233,26 +250,34 @@ class MedRAG:
         return report
 
     def _delete(self, doc_id: str) -> int:
-        ids = self.chunks.delete(doc_id)
-        if ids:
-            self.vectors.delete(np.asarray(ids, dtype=np.int64))
-        return 1 if ids else 0
+        ids = np.asarray(self.chunks.delete(doc_id), dtype=np.int64)
+        if len(ids):
+            self.vectors.delete(ids)
+            if self.lexical is not None:
+                self.lexical.delete(ids)
+        return 1 if len(ids) else 0
 
     # -- questions -------------------------------------------------------------------------------
-    def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
-        """The ``k`` best passages for one question."""
-        return self.retrieve_batch([question], k)[0]
+    def retrieve(self, question: str, k: int | None = None, *, where: Filter | str | None = None,
+                 retriever: str | None = None) -> list[Hit]:
+        """The ``k`` best passages for one question (``where``: a Filter or a spec like ``"year>=2015"``)."""
+        return self.retrieve_batch([question], k, where=where, retriever=retriever)[0]
 
-    def retrieve_batch(self, questions: Sequence[str], k: int | None = None) -> list[list[Hit]]:
-        """The ``k`` best passages for each question, searched in one batch."""
+    def retrieve_batch(self, questions: Sequence[str], k: int | None = None, *, where: Filter | str | None = None,
+                       retriever: str | None = None) -> list[list[Hit]]:
+        """The ``k`` best passages for each question, searched in one batch per store."""
         if self.vectors.count() and self.vectors.dim != self.embedder.dim:
             raise MedRAGError(f"embedder {self.settings.embedder} makes {self.embedder.dim}-d vectors, "
                               f"the index holds {self.vectors.dim}-d ones")
-        return self.retriever.search(list(questions), k or self.settings.k)
+        if retriever is not None and retriever not in RETRIEVERS:
+            raise MedRAGError(f"unknown retriever {retriever!r}; choose from {', '.join(RETRIEVERS)}")
+        where = parse_filter(where) if isinstance(where, str) else where
+        return self.retriever.search(list(questions), k or self.settings.k, where, retriever)
 
-    def ask(self, question: str, *, k: int | None = None, generator: str | None = None) -> Answer:
+    def ask(self, question: str, *, k: int | None = None, generator: str | None = None,
+            where: Filter | str | None = None, retriever: str | None = None) -> Answer:
         """Retrieve passages and answer from them; every ``[n]`` in the answer is a cited source."""
-        hits = self.retrieve(question, k)
+        hits = self.retrieve(question, k, where=where, retriever=retriever)
         gen = self.generator(generator)
         result = gen.generate(question, [h.chunk for h in hits]) if hits else None
         body = (result.text.strip() if result else "") or (NO_SENTENCE if hits else NO_EVIDENCE)
@@ -267,7 +292,8 @@ class MedRAG:
     def info(self) -> dict[str, Any]:
         """Counts, sources, embedder, index type and settings."""
         return {"documents": self.chunks.count_documents(), "chunks": self.chunks.count(),
-                "vectors": self.vectors.count(), "sources": self.chunks.summary(),
+                "vectors": self.vectors.count(), "bm25_rows": self.lexical.count() if self.lexical else None,
+                "sources": self.chunks.summary(),
                 "embedder": self.settings.embedder, "index_type": self.settings.index_type,
                 "settings": self.settings.to_dict()}
 

@@ -1,43 +1,84 @@
-"""Retriever: questions in, ranked chunks out, many questions in one vector-store call."""
+"""Retriever: questions in, ranked chunks out — dense, BM25 or both fused — many questions per store call."""
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
+from medrag import fusion
 from medrag.documents import Chunk
 from medrag.embedding import Embedder
 from medrag.errors import MedRAGError
+from medrag.filters import Filter
+from medrag.lexical import BM25Store
+from medrag.settings import Settings
 from medrag.stores import VectorStore
 from medrag.stores.chunks import ChunkStore
 
 log = logging.getLogger(__name__)
 
+FILTER_OVERFETCH = 10  # with a filter, each retriever fetches this many times more candidates
+
 
 @dataclass(frozen=True)
 class Hit:
-    """One retrieved chunk with its score (cosine similarity for dense retrieval)."""
+    """One retrieved chunk with its score: cosine (dense), BM25 (bm25) or the fused score (hybrid)."""
 
     chunk: Chunk
     score: float
+    dense: float | None = None  # the chunk's cosine to the question, when the dense side found it
 
 
 class Retriever:
-    """Dense retrieval: the embedder's query vectors searched in the vector store."""
+    """Searches the vector store, the BM25 index or both (fused by RRF or normalised scores)."""
 
-    def __init__(self, embedder: Embedder, vectors: VectorStore, chunks: ChunkStore) -> None:
+    def __init__(self, embedder: Embedder, vectors: VectorStore, chunks: ChunkStore, lexical: BM25Store | None,
+                 settings: Settings) -> None:
         self.embedder = embedder
         self.vectors = vectors
         self.chunks = chunks
+        self.lexical = lexical
+        self.settings = settings
 
-    def search(self, questions: Sequence[str], k: int) -> list[list[Hit]]:
-        """The top ``k`` hits of each question, best first; one batched search for all of them."""
+    def search(self, questions: Sequence[str], k: int, where: Filter | None = None,
+               mode: str | None = None) -> list[list[Hit]]:
+        """The top ``k`` hits of each question, best first, among chunks matching ``where``."""
         for q in questions:
             if not q or not q.strip():
-                raise MedRAGError("empty question: ask something, e.g. medrag ask \"What causes anemia?\"")
+                raise MedRAGError('empty question: ask something, e.g. medrag ask "What causes anemia?"')
         if k <= 0:
             raise MedRAGError(f"k must be a positive number of passages, not {k}")
-        scores, ids = self.vectors.search(self.embedder.embed_queries(list(questions)), k)
-        found = self.chunks.get(sorted({int(i) for i in ids.ravel() if i >= 0}))
-        return [[Hit(found[int(i)], float(s)) for s, i in zip(row_s, row_i) if int(i) in found]
-                for row_s, row_i in zip(scores, ids)]
+        mode = mode or self.settings.retriever
+        if mode != "dense" and self.lexical is None:
+            raise MedRAGError(f"the {mode} retriever needs a BM25 index; this index was built without one")
+        filtered = where is not None and not where.is_empty
+        depth = max(k, self.settings.fusion_candidates if mode == "hybrid" else k) * (
+            FILTER_OVERFETCH if filtered else 1)
+        dense = bm25 = None
+        if mode != "bm25":
+            dense = self.vectors.search(self.embedder.embed_queries(list(questions)), depth)
+        if mode != "dense":
+            bm25 = self.lexical.search(list(questions), depth)
+        ranked = [self._fuse(row, dense, bm25) for row in range(len(questions))]
+        found = self.chunks.get(sorted({i for r in ranked for i, _ in r}))
+        cosine = ({int(i): float(s) for row_s, row_i in zip(*dense) for s, i in zip(row_s, row_i) if i >= 0}
+                  if dense is not None else {})
+        results = []
+        for r in ranked:
+            hits = [Hit(found[i], s, cosine.get(i)) for i, s in r if i in found]
+            results.append([h for h in hits if not filtered or where.matches(h.chunk.metadata)][:k])
+        return results
+
+    def _fuse(self, row: int, dense: tuple[np.ndarray, np.ndarray] | None,
+              bm25: tuple[np.ndarray, np.ndarray] | None) -> list[tuple[int, float]]:
+        """One question's ranked (chunk id, score) from whichever retrievers ran."""
+        sides = [(side[1][row], side[0][row]) for side in (dense, bm25) if side is not None]
+        if len(sides) == 1:
+            ids, scores = sides[0]
+            return [(int(i), float(s)) for i, s in zip(ids, scores) if i >= 0]
+        if self.settings.fusion == "rrf":
+            return fusion.rrf([ids for ids, _ in sides], k=self.settings.rrf_k)
+        return fusion.score_fusion([(ids[ids >= 0], s[ids >= 0]) for ids, s in sides],
+                                   normalize=self.settings.fusion)

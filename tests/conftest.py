@@ -1,6 +1,7 @@
 """Shared fixtures: the real MiniLM embedder and one small real index, built once per test session."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -51,6 +52,12 @@ def small_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) ->
 def index_copy(small_index: Path, tmp_path: Path) -> Path:
     """A private, writable copy of the small index."""
     return Path(shutil.copytree(small_index, tmp_path / "index"))
+
+
+def tree_digest(directory: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``directory`` (relative path -> digest): equal digests, identical trees."""
+    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 def medrag_cli(*args: str | os.PathLike[str], check: bool = False) -> subprocess.CompletedProcess[str]:

@@ -1,15 +1,10 @@
 """The ``medrag`` command run as a subprocess, the way a user runs it."""
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
-from .conftest import MEDLINE, MEDQUAD, medrag_cli
-
-
-def _tree_digest(directory: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
+from .conftest import MEDLINE, MEDQUAD, medrag_cli, tree_digest
 
 
 def test_ingest_ask_info(tmp_path: Path) -> None:
@@ -46,7 +41,7 @@ def _fails_cleanly(result, needle: str) -> None:  # noqa: ANN001
 
 
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(small_index: Path, tmp_path: Path) -> None:
-    before = _tree_digest(small_index)
+    before = tree_digest(small_index)
     _fails_cleanly(medrag_cli("ask", "  ", "--index", small_index), "empty question")
     _fails_cleanly(medrag_cli("ask", "What is asthma?", "--index", tmp_path), "holds no medrag index")
     _fails_cleanly(medrag_cli("ask", "What is asthma?", "--index", small_index, "--embedder", "BAAI/bge-small-en"),
@@ -57,5 +52,5 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(small_index: Path, t
     _fails_cleanly(medrag_cli("ingest", junk, "--index", small_index), "unknown format")
     _fails_cleanly(medrag_cli("ingest", MEDQUAD / "9_CDC_QA" / "0000001.xml", "--index", tmp_path / "new",
                               "--embedder", str(tmp_path / "nomodel")), "cannot load embedding model")
-    assert _tree_digest(small_index) == before
+    assert tree_digest(small_index) == before
     assert not (tmp_path / "new").exists()

@@ -329,3 +329,24 @@ def test_missing_email_and_source_spec(tmp_path: Path) -> None:
     assert parse_source("PubMed: asthma AND child[mh] ") == "asthma AND child[mh]"
     assert parse_source("corpora/quickstart.toml") is None
     assert parse_source("/data/pubmed/x.xml") is None
+
+
+def test_cli_ingests_a_live_query_then_resumes_from_the_downloads(eutils: EUtils, tmp_path: Path) -> None:
+    """`medrag ingest "pubmed:QUERY"` end to end: esearch + efetch from the local server, then a cited answer."""
+    from .conftest import medrag_cli
+
+    index = tmp_path / "live"
+    args = ("ingest", f"pubmed:{QUERY}", "--index", index, "--max", "12", "--email", EMAIL,
+            "--eutils-url", eutils.url, "--quiet")
+    first = medrag_cli(*args, check=True)
+    assert "12 documents added" in first.stderr
+    assert len(eutils.requests("efetch")) == 1 and eutils.requests("efetch")[0].params["retmax"] == "12"
+    info = json.loads(medrag_cli("info", "--index", index, "--json", check=True).stdout)
+    assert info["documents"] == 12 and set(info["sources"]) == {"pubmed"}
+    answer = json.loads(medrag_cli("ask", "uric acid and kidney function", "--index", index, "--json",
+                                   check=True).stdout)
+    assert {c["pmid"] for c in answer["citations"]} <= set(PMIDS[:12])
+    medrag_cli(*args, check=True)  # a re-run reuses the downloaded batch: one more esearch, no efetch
+    assert len(eutils.requests("efetch")) == 1 and len(eutils.requests("esearch")) == 2
+    missing = medrag_cli("ingest", f"pubmed:{QUERY}", "--index", tmp_path / "other", "--eutils-url", eutils.url)
+    assert missing.returncode == 2 and "email" in missing.stderr and not eutils.requests("esearch")[2:]

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import copy
 import gzip
-import hashlib
 import json
 import os
 import signal
@@ -19,7 +18,7 @@ from lxml import etree
 from medrag import MedRAG, MedRAGError, Settings
 from medrag.embedding import Embedder
 
-from .conftest import MEDLINE, MEDQUAD
+from .conftest import MEDLINE, MEDQUAD, tree_digest
 
 BASELINE = MEDLINE / "pmparser" / "pubmed26n1334.xml.gz"
 UPDATES = [MEDLINE / "pmparser" / "pubmed26n1335.xml.gz", MEDLINE / "pmparser" / "pubmed20n1016.xml.gz"]
@@ -101,10 +100,6 @@ def test_baseline_then_updates_equals_the_final_state(tmp_path: Path, embedder: 
     assert np.allclose(stored, embedder.embed_documents(texts), atol=1e-4)
 
 
-def _digest(directory: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
-
-
 def _bad_files(tmp_path: Path) -> dict[str, Path]:
     good = BASELINE.read_bytes()
     files = {
@@ -120,7 +115,7 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_bad_files_leave_the_index_byte_identical(index_copy: Path, embedder: Embedder, tmp_path: Path) -> None:
-    before = _digest(index_copy)
+    before = tree_digest(index_copy)
     bad = _bad_files(tmp_path)
     rag = MedRAG.load(index_copy)
     rag.embedder = embedder
@@ -129,7 +124,7 @@ def test_bad_files_leave_the_index_byte_identical(index_copy: Path, embedder: Em
             rag.ingest([MEDQUAD / "9_CDC_QA" / "0000008.xml", path], save_to=index_copy, progress=False)
         message = str(err.value)
         assert "\n" not in message and path.name in message, (name, message)
-        assert _digest(index_copy) == before, name
+        assert tree_digest(index_copy) == before, name
     report = rag.ingest([MEDQUAD / "9_CDC_QA" / "0000008.xml", *bad.values()], save_to=index_copy,
                         skip_bad=True, progress=False)
     assert sorted(Path(p).name for p, _ in report.skipped) == sorted(p.name for p in bad.values())

@@ -92,16 +92,85 @@ class HFGenerator:
         if new_tokens < self.max_new_tokens:
             log.warning("max_new_tokens %d cut to %d for the %d-token window", self.max_new_tokens, new_tokens,
                         window)
-        budget = window - new_tokens
+        ids, in_prompt = self._fit(question, passages, new_tokens)
+        return ids, in_prompt, new_tokens
+
+    def _fit(self, question: str, passages: Sequence[Chunk], reserve: int) -> tuple[list[int], list[int]]:
+        """(input ids, passage numbers in them) of the packed prompt, leaving ``reserve`` tokens of the window."""
+        budget = self.context_window - reserve
         extra = len(self._input_ids(PackedPrompt("", [], [])))  # template or BOS around the prompt
         for _ in range(4):  # a chat template re-tokenizes the text: repack if that came out longer
-            packed = pack_prompt(self.tokenizer, question, passages, window, new_tokens + extra)
+            packed = pack_prompt(self.tokenizer, question, passages, self.context_window, reserve + extra)
             ids = self._input_ids(packed)
             if len(ids) <= budget:
-                return ids, packed.in_prompt, new_tokens
+                return ids, packed.in_prompt
             extra += len(ids) - budget
         log.warning("prompt still %d tokens over budget after repacking; its start is cut", len(ids) - budget)
-        return ids[len(ids) - budget:], packed.in_prompt, new_tokens
+        return ids[len(ids) - budget:], packed.in_prompt
+
+    def _encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    def option_logprobs(self, prompt: str, options: Sequence[str], passages: Sequence[Chunk] | None = None, *,
+                        per_token: bool = False) -> list[float]:
+        """Log-likelihood of each option's text (after a space) as the continuation of the prompt.
+
+        With ``passages`` the prompt is ``pack_prompt``'s (instructions, numbered passages, ``prompt`` as
+        the question, ``Answer:``), passages cut first so that the longest option fits the window;
+        without, ``prompt`` is used as it is (its start cut if too long). ``per_token`` divides each
+        sum by the option's token count. The prompt is run once and the options batched on its cache.
+        """
+        if not options:
+            return []
+        eos = self.tokenizer.eos_token_id
+        continuations = [self._encode(" " + " ".join(o.split())) or [eos] for o in options]
+        reserve = max(map(len, continuations))
+        if reserve >= self.context_window // 2:
+            raise MedRAGError(f"an option of {reserve} tokens does not fit the {self.context_window}-token window")
+        if passages is None:
+            ids = self._input_ids(PackedPrompt(prompt, self._encode(prompt), []))
+            ids = ids[max(len(ids) - (self.context_window - reserve), 0):]
+        else:
+            ids = self._fit(prompt, passages, reserve)[0]
+        scores = self._continuation_logprobs(ids, continuations)
+        return [s / len(c) if per_token else s for s, c in zip(scores, continuations)]
+
+    def _continuation_logprobs(self, prefix: list[int], continuations: list[list[int]],
+                               reuse_prefix: bool = True) -> list[float]:
+        """Summed log-probabilities of each continuation after ``prefix``, the prefix's cache shared if possible."""
+        import torch
+
+        model, width, n = self.model, max(map(len, continuations)), len(continuations)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        rows = [c + [pad] * (width - len(c)) for c in continuations]
+        mask = torch.tensor([[1] * (len(prefix) + len(c)) + [0] * (width - len(c)) for c in continuations])
+        with torch.inference_mode():
+            if reuse_prefix:
+                out = model(input_ids=torch.tensor([prefix]), use_cache=True, **self._keep(1))
+                first = out.logits[0, -1].float().log_softmax(-1)
+                cache = getattr(out, "past_key_values", None)
+                if width == 1:
+                    return [float(first[c[0]]) for c in continuations]
+                reuse_prefix = hasattr(cache, "batch_repeat_interleave")
+            if reuse_prefix:  # the prefix's keys and values repeated for each option
+                cache.batch_repeat_interleave(n)
+                logits = model(input_ids=torch.tensor(rows), past_key_values=cache, attention_mask=mask).logits
+                steps = torch.cat([first.expand(n, 1, -1), logits[:, :-1].float().log_softmax(-1)], dim=1)
+            else:  # whole sequences, right-padded: only the last width + 1 positions are needed
+                inputs = torch.tensor([prefix + r for r in rows])
+                logits = model(input_ids=inputs, attention_mask=mask, **self._keep(width + 1)).logits
+                steps = logits[:, -(width + 1):-1].float().log_softmax(-1)
+        return [float(steps[i, torch.arange(len(c)), torch.tensor(c)].sum()) for i, c in enumerate(continuations)]
+
+    @cached_property
+    def _accepts_logits_to_keep(self) -> bool:
+        import inspect
+
+        return "logits_to_keep" in inspect.signature(self.model.forward).parameters
+
+    def _keep(self, n: int) -> dict[str, int]:
+        """``logits_to_keep=n`` where the model takes it: the full-vocabulary logits of only the last n positions."""
+        return {"logits_to_keep": n} if self._accepts_logits_to_keep else {}
 
     def generate(self, question: str, passages: Sequence[Chunk]) -> Generation:
         """Greedy answer to ``question`` citing ``passages`` by their 1-based rank."""

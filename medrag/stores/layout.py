@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -23,14 +24,6 @@ SETTINGS = "settings.json"
 FORMAT_VERSION = 1
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a crash leaves either the old or the new content."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -39,7 +32,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    _fsync(path.parent)
 
 
 def read_manifest(directory: str | Path) -> dict[str, Any]:
@@ -70,9 +63,10 @@ def commit(directory: str | Path, writers: dict[str, Any], settings: dict[str, A
     for role, (suffix, write) in writers.items():
         name = f"{role}.{generation}.{suffix}"
         tmp = directory / f".{name}.tmp"
+        _remove(tmp)
         write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+        for written in ([*tmp.iterdir(), tmp] if tmp.is_dir() else [tmp]):  # a store may write a folder
+            _fsync(written)
         os.replace(tmp, directory / name)
         files[role] = name
     write_atomic(directory / SETTINGS, (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode())
@@ -82,5 +76,20 @@ def commit(directory: str | Path, writers: dict[str, Any], settings: dict[str, A
     for stale in directory.iterdir():  # earlier generations and leftovers of interrupted saves
         if stale.name not in (MANIFEST, SETTINGS, *files.values()) and (
                 stale.name.split(".")[0] in writers or stale.name.startswith(".")):
-            stale.unlink(missing_ok=True)
+            _remove(stale)
     return manifest
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,150 @@
+"""Calibrate ``SupportChecker``'s threshold on BioASQ dev data and measure the extractive answerer's citations.
+
+Pairs: positive = (ideal-answer sentence, its question's gold snippets); negative = the same sentence with
+the snippets of another question, either a random one or the most similar other question ("hard": the
+realistic case of a sentence citing a passage on a neighbouring topic). Support is the max cosine between
+the sentence and any snippet sentence, as ``SupportChecker`` computes it. The threshold is chosen on 7B
+(F1-optimal, and the lowest reaching a target precision) and reported on 8B.
+
+    nice -n 10 python eval/calibrate_support.py [--index /tmp/mr/qs --questions 40]
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import logging
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from medrag.embedding import Embedder
+from medrag.generation.extractive import split_sentences
+from medrag.safety import SupportChecker, passage_sentences, split_answer
+
+log = logging.getLogger("calibrate_support")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval"
+MAX_SENTENCES, MAX_SNIPPETS, MIN_WORDS = 3, 10, 4
+
+
+def load(prefix: str, exclude: set[str] = frozenset()) -> list[dict]:
+    """BioASQ questions (not in ``exclude``) with capped ideal-answer sentences and gold snippet sentences."""
+    out, seen = [], set(exclude)
+    for path in sorted(glob.glob(str(DATA / "bioasq" / f"{prefix}*_golden.json"))):
+        for q in json.loads(Path(path).read_text(encoding="utf-8"))["questions"]:
+            if q["body"] in seen or not q.get("snippets") or not q.get("ideal_answer"):
+                continue
+            seen.add(q["body"])
+            answers = list(dict.fromkeys(s for a in q["ideal_answer"] for s in split_sentences(a)
+                                         if len(s.split()) >= MIN_WORDS))[:MAX_SENTENCES]
+            snippets = list(dict.fromkeys(s["text"] for s in q["snippets"]))[:MAX_SNIPPETS]
+            evidence = list(dict.fromkeys(x for s in snippets for x in passage_sentences(s)))
+            if answers:
+                out.append({"body": q["body"], "answers": answers, "evidence": evidence})
+    return out
+
+
+def scores(questions: list[dict], embedder: Embedder, seed: int) -> dict[str, np.ndarray]:
+    """Support of every answer sentence against its own, a random other and the nearest other question's snippets."""
+    texts = list(dict.fromkeys(t for q in questions for t in [q["body"], *q["answers"], *q["evidence"]]))
+    index = {t: i for i, t in enumerate(texts)}
+    log.info("embedding %d texts", len(texts))
+    vectors = embedder.embed_documents(texts, progress=True)
+    bodies = vectors[[index[q["body"]] for q in questions]]
+    near = bodies @ bodies.T
+    np.fill_diagonal(near, -1)
+    rng = random.Random(seed)
+    out: dict[str, list[float]] = {"positive": [], "random": [], "hard": []}
+
+    def support(answer: str, q: dict) -> float:
+        return float(np.max(vectors[[index[e] for e in q["evidence"]]] @ vectors[index[answer]]))
+
+    for i, q in enumerate(questions):
+        other = rng.choice([j for j in range(len(questions)) if j != i])
+        hard = int(np.argmax(np.where(near[i] < 0.95, near[i], -1)))  # most similar, not a near-duplicate
+        for a in q["answers"]:
+            out["positive"].append(support(a, q))
+            out["random"].append(support(a, questions[other]))
+            out["hard"].append(support(a, questions[hard]))
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def prf(pos: np.ndarray, neg: np.ndarray, t: float) -> tuple[float, float, float]:
+    """Precision, recall and F1 of "supported" (score >= t) on positives vs negatives."""
+    tp, fp = float((pos >= t).sum()), float((neg >= t).sum())
+    p = tp / (tp + fp) if tp + fp else 1.0
+    r = tp / len(pos)
+    return p, r, 2 * p * r / (p + r) if p + r else 0.0
+
+
+def choose(pos: np.ndarray, neg: np.ndarray, target: float) -> tuple[float, float]:
+    """(F1-optimal threshold, lowest threshold with precision >= target) over a 0.005 grid."""
+    grid = np.round(np.arange(0.2, 1.0, 0.005), 3)
+    best = max(grid, key=lambda t: prf(pos, neg, t)[2])
+    precise = next((t for t in grid if prf(pos, neg, t)[0] >= target), 1.0)
+    return float(best), float(precise)
+
+
+def extractive_citations(index: str, n: int, threshold: float, seed: int) -> dict[str, float]:
+    """Support of the extractive answerer's sentences on PubMedQA dev questions, and of shifted (wrong) citations."""
+    from medrag import MedRAG
+
+    questions = [v["QUESTION"] for v in json.loads((DATA / "pubmedqa_dev.json").read_text(encoding="utf-8")).values()]
+    questions = random.Random(seed).sample(questions, n)
+    rag = MedRAG.load(index)
+    checker = SupportChecker(rag.embedder, threshold)
+    gen = rag.generator("extractive")
+    right, wrong = [], []
+    for q, hits in zip(questions, rag.retrieve_batch(questions, k=5)):
+        passages = [h.chunk.text for h in hits]
+        sentences = split_answer(gen.generate(q, [h.chunk for h in hits]).text)
+        shifted = [(s, [c % len(passages) + 1 for c in cited]) for s, cited in sentences]  # a different passage
+        right += checker.check(sentences, passages)
+        wrong += checker.check(shifted, passages)
+    return {"questions": n, "sentences": len(right),
+            "cited": sum(bool(s.citations) for s in right) / len(right),
+            "supported": sum(s.supported for s in right) / len(right),
+            "mean_support": float(np.mean([s.support for s in right])),
+            "shifted_flagged": sum(not s.supported for s in wrong) / len(wrong),
+            "shifted_mean_support": float(np.mean([s.support for s in wrong]))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target-precision", type=float, default=0.9)
+    parser.add_argument("--index", help="an index to measure the extractive answerer's citations on")
+    parser.add_argument("--questions", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=13)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    embedder = Embedder()
+    dev_questions = load("7B")
+    dev = scores(dev_questions, embedder, args.seed)
+    test = scores(load("8B", {q["body"] for q in dev_questions}), embedder, args.seed)
+    print(f"pairs: 7B {len(dev['positive'])} sentences, 8B {len(test['positive'])} sentences "
+          f"(each with one positive, one random and one hard negative)\n")
+    print("| support (max cosine) | positive | random negative | hard negative |\n|---|---|---|---|")
+    for name, s in (("7B", dev), ("8B", test)):
+        print(f"| {name} median (IQR) | " + " | ".join(
+            f"{np.median(s[k]):.3f} ({np.percentile(s[k], 25):.3f}–{np.percentile(s[k], 75):.3f})"
+            for k in ("positive", "random", "hard")) + " |")
+    print("\n| negatives | threshold (chosen on 7B) | 8B precision | 8B recall | 8B F1 |\n|---|---|---|---|---|")
+    chosen = {}
+    for kind in ("random", "hard"):
+        f1_t, p_t = choose(dev["positive"], dev[kind], args.target_precision)
+        chosen[kind] = (f1_t, p_t)
+        for label, t in ((f"F1-optimal {f1_t:.3f}", f1_t), (f"precision ≥ {args.target_precision} {p_t:.3f}", p_t)):
+            p, r, f = prf(test["positive"], test[kind], t)
+            print(f"| {kind} | {label} | {p:.3f} | {r:.3f} | {f:.3f} |")
+    if args.index:
+        threshold = chosen["hard"][0]
+        result = extractive_citations(args.index, args.questions, threshold, args.seed)
+        print(f"\nextractive answerer at threshold {threshold:.3f}: {json.dumps(result)}")
+
+
+if __name__ == "__main__":
+    main()
