@@ -5,7 +5,8 @@ titles, an easy case), PubMedQA dev questions (their abstracts are in the index)
 from other collections (SeniorHealth, CancerGov, GHR) on a focus the index has a document on ("other
 wording"). Out of scope: ``eval/data/out_of_scope.txt`` (non-medical) and GARD / NINDS questions whose
 focus appears nowhere in the index's text ("absent medical"). Every list is split in halves by a fixed
-seed: thresholds are chosen on one half, rates reported on the other.
+seed: thresholds (and the margin weight of ``medrag.safety.confidence``) are chosen on one half, rates are
+reported on the other (held-out) half; the figures are the fractions of questions abstained.
 
     nice -n 10 python eval/calibrate_abstention.py [--index /tmp/mr/qs]
 """
@@ -18,6 +19,7 @@ import math
 import os
 import random
 import re
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,20 +28,35 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from medrag import MedRAG, readers
+from medrag.safety import confidence
 
 log = logging.getLogger("calibrate_abstention")
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "shared" / "data"
 MEDQUAD = DATA / "corpora" / "guidelines" / "medquad"
 QTYPES = {"information", "symptoms", "treatment", "causes", "prevention", "exams and tests"}
-#: statistic name -> function of the top-k cosine scores (best first)
-STATS: dict[str, Callable[[np.ndarray], float]] = {
-    "top1": lambda s: float(s[0]),
-    "mean top-3": lambda s: float(s[:3].mean()),
-    "mean top-5": lambda s: float(s[:5].mean()),
-    "margin top1-top5": lambda s: float(s[0] - s[-1]),
-}
+MARGIN_WEIGHTS = np.round(np.arange(0.0, 2.01, 0.125), 3)  # candidates for confidence()'s margin weight
 IN_SCOPE, OUT_OF_SCOPE = ("medquad in index", "pubmedqa dev", "other wording"), ("non-medical", "absent medical")
+
+
+def open_dense(index: str) -> MedRAG:
+    """The index with dense retrieval, so hit scores are cosines.
+
+    An index saved before the BM25 index existed has no ``lexical`` in its settings.json, and the current
+    ``MedRAG.load`` then looks for a BM25 file it does not have; such an index is opened through a temporary
+    directory of links to its files with ``lexical=false`` written into the settings (the index is not touched).
+    """
+    saved = json.loads((Path(index) / "settings.json").read_text(encoding="utf-8"))
+    if "lexical" in saved:
+        return MedRAG.load(index, retriever="dense")
+    log.info("%s predates the BM25 index: opening it with lexical=false", index)
+    with tempfile.TemporaryDirectory(prefix="medrag-dense-") as tmp:  # everything is read into memory
+        links = Path(tmp)
+        for path in Path(index).iterdir():
+            if path.name != "settings.json":
+                (links / path.name).symlink_to(path.resolve())
+        (links / "settings.json").write_text(json.dumps({**saved, "lexical": False, "retriever": "dense"}))
+        return MedRAG.load(links)
 
 
 def medquad_questions(collection: str, keep: Callable[[dict], bool], rng: random.Random, n: int) -> list[str]:
@@ -94,11 +111,22 @@ def halves(values: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return values[order[: len(values) // 2]], values[order[len(values) // 2:]]
 
 
-def threshold_for(out_cal: np.ndarray, target: float) -> float:
-    """The lowest threshold abstaining (value < threshold) on at least ``target`` of ``out_cal``."""
-    ordered = np.sort(out_cal)
-    i = min(math.ceil(target * len(ordered)), len(ordered) - 1)
-    return float(ordered[i] + (1e-6 if i == len(ordered) - 1 else 0.0))
+def rate(split: dict[str, tuple[np.ndarray, np.ndarray]], names: tuple[str, ...], t: float, half: int) -> float:
+    """Fraction abstained (statistic < t) over the pooled ``half`` (0: calibration, 1: held-out) of ``names``."""
+    return float(np.mean(np.concatenate([split[n][half] for n in names]) < t))
+
+
+def at_out_target(split: dict[str, tuple[np.ndarray, np.ndarray]], target: float = 0.9) -> float:
+    """The lowest threshold abstaining on at least ``target`` of the calibration out-of-scope questions."""
+    ordered = np.sort(np.concatenate([split[n][0] for n in OUT_OF_SCOPE]))
+    i = math.ceil(target * len(ordered))
+    return float(ordered[i]) if i < len(ordered) else float(ordered[-1]) + 1e-6
+
+
+def at_in_target(split: dict[str, tuple[np.ndarray, np.ndarray]], target: float = 0.1) -> float:
+    """The highest threshold abstaining on at most ``target`` of the calibration in-scope questions."""
+    ordered = np.sort(np.concatenate([split[n][0] for n in IN_SCOPE]))
+    return float(ordered[math.floor(target * len(ordered))])
 
 
 def main() -> None:
@@ -109,38 +137,36 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    rag = MedRAG.load(args.index)
+    rag = open_dense(args.index)
     sets = question_sets(rag, args.seed, args.n)
     for name, qs in sets.items():
         log.info("%s: %d questions, e.g. %r", name, len(qs), qs[:2])
-    questions = [q for qs in sets.values() for q in qs]
-    hits = rag.retrieve_batch(questions, k=args.k)
-    scores = {}
-    i = 0
+    hits = rag.retrieve_batch([q for qs in sets.values() for q in qs], k=args.k)
+    scores, i = {}, 0
     for name, qs in sets.items():
-        scores[name] = [np.asarray([h.score for h in row]) for row in hits[i:i + len(qs)]]
+        scores[name] = [[h.score for h in row] for row in hits[i:i + len(qs)]]
         i += len(qs)
-    print("| set | questions | " + " | ".join(f"{s} median" for s in STATS) + " |\n|---|---|" + "---|" * len(STATS))
+
+    def split_by(weight: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return {n: halves(np.asarray([confidence(r, weight) for r in rows]), args.seed) for n, rows in scores.items()}
+
+    # the margin weight maximising calibration out-of-scope abstention at <= 10% calibration in-scope abstention
+    best = max(MARGIN_WEIGHTS, key=lambda w: (rate(s := split_by(w), OUT_OF_SCOPE, at_in_target(s), 0), -w))
+    stats = {"top1": 0.0, f"top1 + {best:g}·(top1 − top5)": float(best)}
+    print("| set | questions | top1 median | top1 − top5 median |\n|---|---|---|---|")
     for name, rows in scores.items():
-        medians = [f"{np.median([f(r) for r in rows]):.3f}" for f in STATS.values()]
-        print(f"| {name} | {len(rows)} | " + " | ".join(medians) + " |")
-    print("\nabstain when statistic < threshold; threshold = the lowest abstaining on ≥ 90% of the calibration "
-          "half of the out-of-scope questions; rates on the held-out halves\n")
-    print("| statistic | out-of-scope used | threshold | " + " | ".join(f"held-out {n} abstained" for n in sets)
-          + " |\n|---|---|---|" + "---|" * len(sets))
-    for stat, f in STATS.items():
-        split = {name: halves(np.asarray([f(r) for r in rows]), args.seed) for name, rows in scores.items()}
-        for used in (("non-medical",), OUT_OF_SCOPE):
-            t = threshold_for(np.concatenate([split[n][0] for n in used]), 0.9)
-            rates = [f"{np.mean(split[n][1] < t):.0%}" for n in sets]
-            print(f"| {stat} | {' + '.join(used)} | {t:.3f} | " + " | ".join(rates) + " |")
-    print("\nthreshold = the highest keeping in-scope abstention ≤ 10% on the calibration half (all in-scope sets):\n")
-    print("| statistic | threshold | " + " | ".join(f"held-out {n} abstained" for n in sets)
-          + " |\n|---|---|" + "---|" * len(sets))
-    for stat, f in STATS.items():
-        split = {name: halves(np.asarray([f(r) for r in rows]), args.seed) for name, rows in scores.items()}
-        t = float(np.quantile(np.concatenate([split[n][0] for n in IN_SCOPE]), 0.1))
-        print(f"| {stat} | {t:.3f} | " + " | ".join(f"{np.mean(split[n][1] < t):.0%}" for n in sets) + " |")
+        print(f"| {name} | {len(rows)} | {np.median([max(r) for r in rows]):.3f} | "
+              f"{np.median([confidence(r, 1) - confidence(r) for r in rows]):.3f} |")
+    held = [f"{n} ({len(scores[n]) - len(scores[n]) // 2})" for n in sets]
+    print("\n| statistic | rule (on the calibration halves) | threshold | " + " | ".join(held)
+          + " | all in-scope | all out-of-scope |\n|---|---|---|" + "---|" * (len(sets) + 2))
+    for stat, weight in stats.items():
+        split = split_by(weight)
+        for rule, t in (("≥ 90% out-of-scope abstained", at_out_target(split)),
+                        ("≤ 10% in-scope abstained", at_in_target(split))):
+            cells = [f"{rate(split, (n,), t, 1):.0%}" for n in sets]
+            pooled = [f"{rate(split, names, t, 1):.1%}" for names in (IN_SCOPE, OUT_OF_SCOPE)]
+            print(f"| {stat} | {rule} | {t:.3f} | " + " | ".join(cells + pooled) + " |")
 
 
 if __name__ == "__main__":

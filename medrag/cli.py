@@ -51,7 +51,8 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         raise MedRAGError('empty question: ask something, e.g. medrag ask "What causes anemia?" --index DIR')
     rag = MedRAG.load(args.index, **Settings.parse_assignments(args.assignments), embedder=args.embedder,
                       threads=args.threads)
-    answer = rag.ask(args.question, k=args.k, generator=args.generator, where=args.filter, retriever=args.retriever)
+    answer = rag.ask(args.question, k=args.k, generator=args.generator, where=args.filter, retriever=args.retriever,
+                     context=args.context, strict=args.strict or None)
     print(answer.to_json() if args.json else answer.render())
     return 0
 
@@ -94,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--retriever", choices=RETRIEVERS, help="dense, bm25 or hybrid (default: the index's setting)")
     ask.add_argument("--filter", help='metadata filter, e.g. "year>=2015,source_type=pubmed|guideline,journal=Lancet"')
     ask.add_argument("--embedder", help="must be the embedder the index was built with")
+    ask.add_argument("--context", help='patient context, e.g. "72-year-old woman, CKD stage 3, on metformin" '
+                                       "(used for retrieval and the prompt, stored nowhere)")
+    ask.add_argument("--strict", action="store_true", help="drop answer sentences their citations do not support")
     ask.add_argument("--json", action="store_true", help="print the answer as one JSON object")
     ask.set_defaults(run=_cmd_ask)
 

@@ -26,6 +26,7 @@ import Stemmer
 from medrag.errors import MedRAGError
 
 log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its own logger to DEBUG
 
 META = "bm25.json"
 ARRAYS = {"ids": np.int64, "lengths": np.int64, "tokens": np.int32}

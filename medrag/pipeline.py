@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from medrag import corpus, readers
+from medrag import corpus, readers, safety
 from medrag.answer import DISCLAIMER, Answer, Citation
 from medrag.chunking import Chunker
 from medrag.documents import Chunk, Deletion, Document
@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 NO_EVIDENCE = "The indexed sources returned no passage for this question, so medrag cannot answer it."
 NO_SENTENCE = "The retrieved passages contain no sentence that answers this question; see the sources below."
+ABSTAIN = ("The indexed sources do not answer this question well enough for medrag to answer it: the closest "
+           "passages are only loosely related. Try rephrasing, or index sources that cover the topic.")
 EMBED_BATCH_CHUNKS = 1024  # chunks embedded per call: large enough for length-sorted batches of 64
 
 
@@ -113,7 +115,7 @@ class MedRAG:
             writers["lexical"] = ("bm25", self.lexical.save)
         layout.commit(directory, writers,
                       self.settings.to_dict(),
-                      {"embedder": self.settings.embedder, "dim": self.embedder.dim,
+                      {"embedder": self.settings.embedder, "dim": vectors.dim,
                        "index_type": self.settings.index_type, "chunks": vectors.count(),
                        "documents": self.chunks.count_documents()})
         log.info("saved %d chunks to %s", vectors.count(), directory)
@@ -138,8 +140,12 @@ class MedRAG:
         rag.chunks = ChunkStore.load(directory / files["chunks"])
         rag._vectors = store_class(saved.store).load(directory / files["vectors"])
         rag._vectors.factory = saved.index_type
-        if saved.lexical:
+        if saved.lexical and "lexical" in files:
             rag.lexical = BM25Store.load(directory / files["lexical"])
+        elif saved.lexical:  # an index saved before it had one: rebuilt from the stored chunk texts
+            ids = rag.chunks.ids()
+            chunks = rag.chunks.get(ids)
+            rag.lexical.add(np.asarray(ids, dtype=np.int64), [chunks[i].embed_text for i in ids])
         counts = {rag._vectors.count(), rag.chunks.count(), rag.lexical.count() if rag.lexical else rag.chunks.count()}
         if len(counts) != 1:
             raise MedRAGError(f"index {directory} is inconsistent: {rag._vectors.count()} vectors, "
@@ -275,19 +281,48 @@ class MedRAG:
         return self.retriever.search(list(questions), k or self.settings.k, where, retriever)
 
     def ask(self, question: str, *, k: int | None = None, generator: str | None = None,
-            where: Filter | str | None = None, retriever: str | None = None) -> Answer:
-        """Retrieve passages and answer from them; every ``[n]`` in the answer is a cited source."""
-        hits = self.retrieve(question, k, where=where, retriever=retriever)
+            where: Filter | str | None = None, retriever: str | None = None, context: str | None = None,
+            strict: bool | None = None) -> Answer:
+        """Retrieve passages and answer from them; every ``[n]`` in the answer is a cited source.
+
+        An emergency in the question puts a call-for-help message first. Weak evidence (the dense
+        cosines of the best passages, calibrated) abstains without calling the generator. Each answer
+        sentence is checked against the passages it cites; ``strict`` drops unsupported ones.
+        ``context`` (age, conditions, drugs) shapes retrieval and the prompt and is stored nowhere.
+        """
+        s = self.settings
+        emergency = safety.detect_emergency(question)
+        notices = [n for n in (emergency.message if emergency else None,
+                               safety.language_notice(question, s.embedder)) if n]
+        query = f"{question} (patient: {context.strip()})" if context and context.strip() else question
+        hits = self.retrieve(query, k, where=where, retriever=retriever)
+        cosines = [h.score for h in self.retrieve(query, safety.MARGIN_DEPTH, where=where, retriever="dense")]
         gen = self.generator(generator)
-        result = gen.generate(question, [h.chunk for h in hits]) if hits else None
-        body = (result.text.strip() if result else "") or (NO_SENTENCE if hits else NO_EVIDENCE)
-        citations = [_citation(n, hits[n - 1]) for n in (result.cited if result else [])]
+        abstained = not hits or safety.abstain(cosines, s.abstain_threshold, s.abstain_margin_weight)
+        result = None if abstained else gen.generate(query, [h.chunk for h in hits])
+        checked, removed = [], 0
+        if result is None:
+            body = NO_EVIDENCE if not hits else ABSTAIN
+        else:
+            text, removed = safety.remove_doctor_claims(result.text)
+            checker = safety.SupportChecker(self.embedder, s.support_threshold)
+            checked = checker.check(safety.split_answer(text), [h.chunk.text for h in hits])
+            if strict if strict is not None else s.strict:
+                removed += sum(not c.supported for c in checked)
+                checked = [c for c in checked if c.supported]
+            body = " ".join(f"{c.text} {''.join(f'[{n}]' for n in c.citations)}".strip() for c in checked)
+            body = body or NO_SENTENCE
+        cited = sorted({n for c in checked for n in c.citations})
         retrieved = [{"n": n, "chunk_id": h.chunk.id, "doc_id": h.chunk.doc_id, "pmid": h.chunk.pmid,
                       "url": h.chunk.url, "title": h.chunk.title, "score": round(h.score, 4)}
                      for n, h in enumerate(hits, 1)]
-        return Answer(question=question, text=f"{body}\n\n{DISCLAIMER}", citations=citations,
+        return Answer(question=question, text="\n\n".join([*notices, body, DISCLAIMER]),
+                      citations=[_citation(n, hits[n - 1]) for n in cited],
                       generator=result.generator if result else gen.name, retrieved=retrieved,
-                      invalid_citations=result.invalid_citations if result else 0)
+                      invalid_citations=result.invalid_citations if result else 0, abstained=abstained,
+                      emergency=emergency is not None, notices=notices, removed_sentences=removed,
+                      sentences=[{"text": c.text, "citations": c.citations, "support": round(c.support, 4),
+                                  "supported": c.supported} for c in checked])
 
     def info(self) -> dict[str, Any]:
         """Counts, sources, embedder, index type and settings."""

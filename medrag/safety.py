@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 EMERGENCY_NUMBER = "Call your local emergency number now (911 in the US, 112 in the EU, 120 in China)."
 EMERGENCY_NUMBER_ZH = "请立即拨打当地急救电话（中国 120，美国 911，欧盟 112）。"
 MULTILINGUAL_EMBEDDERS = ("paraphrase-multilingual-MiniLM-L12-v2", "intfloat/multilingual-e5-small")
+#: calibrated for all-MiniLM-L6-v2 (eval/reports/answering.md); other embedders need their own values
+SUPPORT_THRESHOLD = 0.65  # F1-optimal on BioASQ 7B against on-topic negatives
+ABSTAIN_THRESHOLD, ABSTAIN_MARGIN_WEIGHT = 0.66, 0.5  # >= 90% off-index questions abstained, <= 10% in-index
 
 # -- red flags: data -------------------------------------------------------------------------------
 _P = r"(?:my|his|her|their|the|our|your|a|an)"  # "{p}" in English fragments
@@ -237,16 +240,13 @@ CUES: tuple[Cue, ...] = (
     Cue("info", "post", 8,
         (r"(?:is|are) treated", r"treatment", r"risks?", r"rates?", r"prevention", r"statistics", r"symptoms"),
         (r"是什么原因", r"什么原因", r"的原因", r"的病因", r"的症状", r"有哪些症状", r"有什么症状", r"的治疗",
-         r"如何治疗",
-         r"怎么治疗", r"如何预防", r"的预防", r"的风险", r"的危险因素", r"的表现", r"有什么表现")),
+         r"如何治疗", r"怎么治疗", r"如何预防", r"的预防", r"的风险", r"的危险因素", r"的表现", r"有什么表现")),
 )
 #: look like cues but are not ("not sure", "without warning", "无法", "不停")
 PSEUDO_CUES = ((r"not sure", r"not certain", r"no idea", r"not only", r"not just", r"no matter",
-                r"(?:don'?t|do not) know",
-                r"without warning", r"for no reason", r"no one", r"nobody"),
+                r"(?:don'?t|do not) know", r"without warning", r"for no reason", r"no one", r"nobody"),
                (r"不知道", r"不确定", r"不清楚", r"不停", r"不断", r"不止", r"不住", r"不了", r"不舒服", r"不行",
-                r"不醒",
-                r"不省", r"不得不", r"不一会", r"不久", r"无法", r"无力", r"无缘无故", r"未成年"))
+                r"不醒", r"不省", r"不得不", r"不一会", r"不久", r"无法", r"无力", r"无缘无故", r"未成年"))
 #: an acute time marker ("sudden") voids info cues; a person ("I", "my", "我") voids info post-cues
 PERSONAL = ((r"i", r"i'm", r"i've", r"me", r"my", r"we", r"our", r"us", r"he", r"she", r"his", r"her", r"him", r"they"),
             (r"我", r"他", r"她", r"孩子", r"宝宝", r"爸", r"妈", r"老公", r"老婆", r"家人", r"朋友"))
@@ -422,12 +422,14 @@ class SentenceSupport:
 class SupportChecker:
     """Scores each answer sentence against the sentences of the passages it cites, in one embedding call."""
 
-    def __init__(self, embedder: Embedder, threshold: float) -> None:
+    def __init__(self, embedder: Embedder, threshold: float = SUPPORT_THRESHOLD) -> None:
         self.embedder = embedder
         self.threshold = threshold
 
     def check(self, sentences: Sequence[tuple[str, Sequence[int]]], passages: Sequence[str]) -> list[SentenceSupport]:
         """One ``SentenceSupport`` per sentence (passages numbered from 1); uncited supported ones get a citation."""
+        if not sentences:
+            return []
         parts = [passage_sentences(p) for p in passages]
         owner = np.array([n for n, ps in enumerate(parts, 1) for _ in ps], dtype=np.int64)
         vectors = self.embedder.embed_documents([s for s, _ in sentences] + [s for ps in parts for s in ps])
@@ -451,11 +453,29 @@ class SupportChecker:
 
 
 # -- abstention ------------------------------------------------------------------------------------
-def abstain(scores: Sequence[float], threshold: float) -> bool:
-    """Whether to answer nothing: no passage, or the best retrieval score is below ``threshold``."""
-    return not scores or max(scores) < threshold
+MARGIN_DEPTH = 5  # the margin is the best score minus the 5th best (or the last, with fewer hits)
 
 
-__all__ = ["CONCEPTS", "CUES", "RULES", "Emergency", "SentenceSupport", "SupportChecker", "abstain",
-           "detect_emergency", "dominant_script", "language_notice", "passage_sentences", "remove_doctor_claims",
-           "split_answer"]
+def confidence(scores: Sequence[float], margin_weight: float = 0.0) -> float:
+    """``top1 + margin_weight * (top1 - top5)`` of dense cosine scores; -1 when there are none.
+
+    A question the index covers has one clearly best passage; an off-topic one has a flat top-5.
+    """
+    if not scores:
+        return -1.0
+    ranked = sorted(scores, reverse=True)
+    return ranked[0] + margin_weight * (ranked[0] - ranked[min(MARGIN_DEPTH, len(ranked)) - 1])
+
+
+def abstain(scores: Sequence[float], threshold: float, margin_weight: float = 0.0) -> bool:
+    """Whether to answer nothing: no passage, or ``confidence`` (the top cosine by default) is below ``threshold``.
+
+    Calibrated: ``abstain(cosines, ABSTAIN_THRESHOLD, ABSTAIN_MARGIN_WEIGHT)``, or ``abstain(cosines, 0.60)``
+    with the top cosine alone (``scores`` must be dense cosines, not fused hybrid scores).
+    """
+    return confidence(scores, margin_weight) < threshold
+
+
+__all__ = ["ABSTAIN_MARGIN_WEIGHT", "ABSTAIN_THRESHOLD", "CONCEPTS", "CUES", "RULES", "SUPPORT_THRESHOLD",
+           "Emergency", "SentenceSupport", "SupportChecker", "abstain", "confidence", "detect_emergency",
+           "dominant_script", "language_notice", "passage_sentences", "remove_doctor_claims", "split_answer"]

@@ -44,6 +44,11 @@ class Settings:
     rrf_k: int = 60
     fusion_candidates: int = 100  # each retriever's top-n that hybrid fusion ranks
     k: int = 5
+    # trust (thresholds calibrated for all-MiniLM-L6-v2 on dev data: eval/reports/answering.md)
+    abstain_threshold: float = 0.66  # top dense cosine + margin weight x (top1 - top5) below this: abstain
+    abstain_margin_weight: float = 0.5
+    support_threshold: float = 0.65  # a sentence is supported when this close to a cited passage's sentence
+    strict: bool = False  # drop unsupported sentences instead of flagging them
     # generation
     generator: str = "extractive"
     max_new_tokens: int = 128

@@ -22,10 +22,12 @@ TINY_GPT2 = SHARED / "models" / "tiny-gpt2"
 MEDQUAD = DATA / "corpora" / "guidelines" / "medquad"
 MEDLINE = DATA / "corpora" / "pubmed" / "medline_xml"
 
-#: a small real corpus: MedlinePlus pages on blood pressure topics, two CDC pages, 31 PubMed citations
+#: a small real corpus: MedlinePlus and NHLBI pages (high blood pressure, diabetes medicines and pages that
+#: mention hypertension), two CDC pages, 31 PubMed citations
 SMALL_CORPUS = [
     *(MEDQUAD / "4_MPlus_Health_Topics_QA" / f"{n}.xml" for n in ("0000029", "0000107", "0000151", "0000152",
-                                                                  "0000174")),
+                                                                  "0000174", "0000471", "0000271")),
+    MEDQUAD / "8_NHLBI_QA_XML" / "0000071.xml",
     MEDQUAD / "9_CDC_QA" / "0000001.xml",
     MEDQUAD / "9_CDC_QA" / "0000003.xml",
     MEDLINE / "pmparser" / "pubmed26n1334.xml.gz",
@@ -60,11 +62,12 @@ def tree_digest(directory: Path) -> dict[str, str]:
             for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
-def medrag_cli(*args: str | os.PathLike[str], check: bool = False) -> subprocess.CompletedProcess[str]:
+def medrag_cli(*args: str | os.PathLike[str], check: bool = False,
+               cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run the installed ``medrag`` console script (or ``python -m medrag.cli``) as a user would."""
     script = Path(sys.executable).parent / "medrag"
     command = [str(script)] if script.exists() else [sys.executable, "-m", "medrag.cli"]
-    result = subprocess.run([*command, *map(str, args)], capture_output=True, text=True, timeout=600,
+    result = subprocess.run([*command, *map(str, args)], capture_output=True, text=True, timeout=600, cwd=cwd,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if check and result.returncode != 0:
         raise AssertionError(f"medrag {' '.join(map(str, args))} failed: {result.stderr}")

@@ -42,8 +42,7 @@ def _write(path: Path, elements: list[etree._Element]) -> Path:
 
 def _state(rag: MedRAG) -> dict[str, list[str]]:
     """doc id -> its chunks' texts, the index's observable content."""
-    chunks = rag.chunks.get(list(rag.chunks.db.execute("SELECT id FROM chunks").fetchall() and
-                                 [r[0] for r in rag.chunks.db.execute("SELECT id FROM chunks")]))
+    chunks = rag.chunks.get(rag.chunks.ids())
     state: dict[str, list[str]] = {}
     for c in sorted(chunks.values(), key=lambda c: (c.doc_id, c.index)):
         state.setdefault(c.doc_id, []).append(c.text)
@@ -94,7 +93,7 @@ def test_baseline_then_updates_equals_the_final_state(tmp_path: Path, embedder: 
     loaded = MedRAG.load(tmp_path / "incremental")
     assert loaded.vectors.count() == loaded.chunks.count() == sum(map(len, want.values()))
     # every stored vector is its chunk's embedding (nothing stale left behind by the replacements)
-    ids = np.array([r[0] for r in loaded.chunks.db.execute("SELECT id FROM chunks ORDER BY id")])
+    ids = np.array(loaded.chunks.ids())
     stored = np.vstack([loaded.vectors.index.reconstruct(int(i)) for i in ids])
     texts = [loaded.chunks.get([int(i)])[int(i)].embed_text for i in ids]
     assert np.allclose(stored, embedder.embed_documents(texts), atol=1e-4)

@@ -36,7 +36,7 @@ def test_index_layout_and_counts(small_index: Path, rag: MedRAG) -> None:
 
 
 def test_no_chunk_is_truncated_at_embedding_time(rag: MedRAG, embedder: Embedder) -> None:
-    chunks = rag.chunks.get(range(1, rag.chunks.count() + 1))
+    chunks = rag.chunks.get(rag.chunks.ids())
     assert len(chunks) == rag.chunks.count()
     lengths = [embedder.count_tokens(c.embed_text) for c in chunks.values()]
     assert max(lengths) <= embedder.max_seq_length
@@ -73,7 +73,7 @@ def test_extractive_answer_cites_real_sources(rag: MedRAG) -> None:
     assert answer.text.endswith(DISCLAIMER)
     markers = {int(n) for n in re.findall(r"\[(\d+)\]", answer.text)}
     assert markers and markers == {c.n for c in answer.citations}
-    indexed = {c.doc_id for c in rag.chunks.get(range(1, rag.chunks.count() + 1)).values()}
+    indexed = {c.doc_id for c in rag.chunks.get(rag.chunks.ids()).values()}
     for c in answer.citations:
         assert c.pmid or c.url
         assert c.text and c.text in answer.retrieved[c.n - 1]["title"] + c.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from medrag import MedRAG, MedRAGError, Settings
@@ -88,3 +89,22 @@ def test_cli_retriever_and_filter(small_index: Path) -> None:
                         "source_type=consumer_health", "--json", check=True)
     retrieved = json.loads(result.stdout)["retrieved"]
     assert retrieved and all(r["doc_id"].startswith("medquad:") and r["pmid"] is None for r in retrieved)
+
+
+def test_faiss_store_protocol_for_each_index_type(rag: MedRAG, tmp_path: Path) -> None:
+    """add / search / delete / save / load / count on Flat and on HNSW (which cannot remove in place)."""
+    from medrag.stores import FaissStore
+
+    ids = np.array(sorted(rag.chunks.get(range(1, 61))), dtype=np.int64)
+    vectors = rag.embedder.embed_documents([rag.chunks.get([int(i)])[int(i)].embed_text for i in ids])
+    for factory in ("Flat", "HNSW32"):
+        store = FaissStore(vectors.shape[1], factory)
+        store.add(ids, vectors)
+        scores, found = store.search(vectors[:3], 1)
+        assert found[:, 0].tolist() == ids[:3].tolist() and np.allclose(scores[:, 0], 1, atol=1e-4)
+        assert store.delete(ids[:10]) == 10 and store.count() == 50
+        assert not set(store.search(vectors[:10], 5)[1].ravel().tolist()) & set(ids[:10].tolist())
+        store.save(tmp_path / f"{factory}.faiss")
+        again = FaissStore.load(tmp_path / f"{factory}.faiss")
+        assert again.count() == 50
+        assert again.search(vectors[20:23], 3)[1].tolist() == store.search(vectors[20:23], 3)[1].tolist()

@@ -14,6 +14,7 @@ class VectorStore(Protocol):
     """What the pipeline needs of a vector index; ids are the chunk store's row ids."""
 
     factory: str
+    dim: int
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
 

@@ -121,6 +121,10 @@ class ChunkStore:
             self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
                             (path, fingerprint, records_done, int(complete)))
 
+    def ids(self) -> list[int]:
+        """Every chunk's row id, ascending."""
+        return [r[0] for r in self.db.execute("SELECT id FROM chunks ORDER BY id")]
+
     def count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM chunks").fetchone()[0])
 

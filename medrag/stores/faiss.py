@@ -24,6 +24,7 @@ class FaissStore:
             raise MedRAGError(f"invalid FAISS index type {factory!r}: {str(exc).splitlines()[0]}") from exc
         self.factory = factory
         self.index = faiss.IndexIDMap2(inner)
+        self._doomed: set[int] = set()  # ids to drop from an index type that cannot remove (HNSW)
 
     @property
     def dim(self) -> int:
@@ -39,6 +40,7 @@ class FaissStore:
         self.index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        self._purge()
         if self.count() == 0 or k <= 0:
             n = len(queries)
             return np.zeros((n, max(k, 0)), np.float32), np.full((n, max(k, 0)), -1, np.int64)
@@ -48,21 +50,41 @@ class FaissStore:
     def delete(self, ids: np.ndarray) -> int:
         if len(ids) == 0:
             return 0
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
         try:
-            return int(self.index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
-        except RuntimeError as exc:
-            raise MedRAGError(f"the {self.factory} index cannot delete vectors: {str(exc).splitlines()[0]}") from exc
+            return int(self.index.remove_ids(ids))
+        except RuntimeError:  # e.g. HNSW: rebuilt without them once, at the next search, count or save
+            present = set(faiss.vector_to_array(self.index.id_map).tolist())
+            before = len(self._doomed)
+            self._doomed.update(int(i) for i in ids if int(i) in present)
+            return len(self._doomed) - before
+
+    def _purge(self) -> None:
+        """Rebuild an index that cannot remove vectors without the ids deleted from it."""
+        if not self._doomed:
+            return
+        all_ids = faiss.vector_to_array(self.index.id_map)
+        keep = np.array([i for i in all_ids if int(i) not in self._doomed], dtype=np.int64)
+        vectors = np.vstack([self.index.reconstruct(int(i)) for i in keep]) if len(keep) else None
+        log.info("rebuilding the %s index without %d deleted vectors", self.factory, len(self._doomed))
+        fresh = FaissStore(self.dim, self.factory)
+        if vectors is not None:
+            fresh.add(keep, vectors)
+        self.index, self._doomed = fresh.index, set()
 
     def count(self) -> int:
+        self._purge()
         return int(self.index.ntotal)
 
     def save(self, path: Path) -> None:
         """Write the index to ``path`` (the caller makes the write atomic)."""
+        self._purge()
         faiss.write_index(self.index, str(path))
 
     @classmethod
     def load(cls, path: Path) -> FaissStore:
         store = cls.__new__(cls)
+        store._doomed = set()
         try:
             store.index = faiss.read_index(str(path))
         except RuntimeError as exc:
