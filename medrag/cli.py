@@ -11,6 +11,7 @@ from pathlib import Path
 
 from medrag import MedRAG, MedRAGError, Settings
 from medrag.corpus import PubMedQuery
+from medrag.evaluation.cli import register as register_eval
 from medrag.readers.entrez import NCBI_EUTILS
 from medrag.settings import RETRIEVERS
 
@@ -105,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_args(info, build=False)
     info.add_argument("--json", action="store_true", help="print as JSON")
     info.set_defaults(run=_cmd_info)
+
+    register_eval(sub)
     return parser
 
 

@@ -222,7 +222,7 @@ def load_medication_qa(path: Path) -> list[Question]:
     for file in _files(path, (".xlsx",)):
         try:
             sheet = openpyxl.load_workbook(file, read_only=True).worksheets[0]
-        except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a bad file
+        except Exception as exc:  # openpyxl raises many kinds for a bad file
             raise MedRAGError(f"cannot read {file}: {exc}") from exc
         rows = sheet.iter_rows(values_only=True)
         header = [_text(h).lower() for h in next(rows, ())]
@@ -259,6 +259,9 @@ def load_covid_qa(path: Path) -> list[Question]:
 
 
 Loader = Callable[[Path], list[Question]]
+
+#: the sets whose questions name gold PubMed documents, for retrieval evaluation
+RETRIEVAL_DATASETS = ("bioasq", "pubmedqa")
 
 #: dataset name -> loader of a file or folder in that set's format
 DATASETS: dict[str, Loader] = {"mirage": load_mirage, "pubmedqa": load_pubmedqa, "bioasq": load_bioasq,

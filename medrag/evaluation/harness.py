@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from medrag.answer import DISCLAIMER
 from medrag.errors import MedRAGError
 from medrag.evaluation import metrics as M
-from medrag.evaluation.datasets import Question, load
+from medrag.evaluation.datasets import RETRIEVAL_DATASETS, Question, load
 from medrag.generation import clean_citations
 
 if TYPE_CHECKING:
@@ -38,7 +38,6 @@ PREDICTIONS, METRICS, CONFIG, REPORT, SUBMISSION = ("predictions.jsonl", "metric
                                                    "bioasq_submission.json")
 MODES = ("loglik", "generate")
 BATCH = 32  # questions per retrieve_batch call
-RETRIEVAL_DATASETS = ("bioasq", "pubmedqa")
 RETRIEVAL_METRICS = ("recall@10", "recall@32", "recall@100", "mrr@10", "ndcg@10", "precision@10")
 SUBMISSION_DOCUMENTS = 10  # BioASQ accepts at most 10 documents and 10 snippets per question
 PUBMED_URL = "http://www.ncbi.nlm.nih.gov/pubmed/{}"
@@ -117,6 +116,10 @@ def _start(out_dir: str | Path, config: dict[str, Any]) -> tuple[Path, Predictio
     return out, PredictionLog(out / PREDICTIONS)
 
 
+def _rounded(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}
+
+
 def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
@@ -129,7 +132,7 @@ def _base_config(rag: MedRAG, kind: str, dataset: str, data_path: str | Path, **
             "embedder": settings.get("embedder"), "retriever": settings.get("retriever", "dense"),
             "index_chunks": rag.chunks.count(), "index_documents": rag.chunks.count_documents(),
             "settings": settings, "versions": _versions(), "git": _git(),
-            "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "started": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 def _run(questions: Sequence[Question], plog: PredictionLog, answer: Callable[[list[Question]], Iterable[dict]],
@@ -182,8 +185,10 @@ def parse_choice(text: str, options: dict[str, str]) -> str | None:
 class _QA:
     """Answers one batch of questions: multiple choice by ``method``, free text through ``rag.ask``."""
 
-    def __init__(self, rag: MedRAG, gen: Generator, spec: str, method: str, k: int, no_retrieval: bool) -> None:
-        self.rag, self.gen, self.spec, self.method, self.k, self.no_retrieval = rag, gen, spec, method, k, no_retrieval
+    def __init__(self, rag: MedRAG, gen: Generator, spec: str, method: str, k: int, no_retrieval: bool,
+                 snippets: bool) -> None:
+        self.rag, self.gen, self.spec, self.method, self.k = rag, gen, spec, method, k
+        self.no_retrieval, self.snippets = no_retrieval, snippets  # snippets: kept for the BioASQ submission
 
     def __call__(self, batch: list[Question]) -> Iterator[dict[str, Any]]:
         choice = [q for q in batch if q.options]
@@ -223,7 +228,7 @@ class _QA:
                 record["scores"] = {k: round(float(s), 4) for k, s in zip(keys, similarity)}
         record.update(gold=q.answer, **_ranked((c.doc_id, c.pmid) for c in chunks), citations=[],
                       seconds=round(seconds + time.perf_counter() - started, 4))
-        if q.dataset == "bioasq":
+        if self.snippets:
             record["snippets"] = _snippets(chunks)
         return record
 
@@ -233,13 +238,16 @@ class _QA:
         supports = [s.get("support") if isinstance(s, dict) else getattr(s, "support", None)
                     for s in getattr(answer, "sentences", None) or []]
         supports = [float(s) for s in supports if isinstance(s, (int, float))]
-        record = {"id": q.id, "dataset": q.dataset, "type": q.type,
-                  "prediction": answer.text.removesuffix(DISCLAIMER).strip(), "gold": (q.answer or "")[:1000],
+        body = answer.text.removesuffix(DISCLAIMER)
+        for notice in getattr(answer, "notices", None) or []:  # emergency or language notices: not the answer
+            body = body.replace(notice, "", 1)
+        record = {"id": q.id, "dataset": q.dataset, "type": q.type, "prediction": body.strip(),
+                  "gold": None, "n_references": len(q.ideal),  # reference texts stay in the dataset
                   **_ranked((r.get("doc_id"), r.get("pmid")) for r in answer.retrieved),
                   "citations": [{"n": c.n, "pmid": c.pmid, "url": c.url} for c in answer.citations],
-                  "abstained": bool(getattr(answer, "abstained", False)), "support": M.mean(supports),
+                  "abstained": getattr(answer, "abstained", None), "support": M.mean(supports),
                   "invalid_citations": answer.invalid_citations}
-        if q.dataset == "bioasq":
+        if self.snippets:
             ids = [int(r["chunk_id"]) for r in answer.retrieved if r.get("chunk_id") is not None]
             found = self.rag.chunks.get(ids)
             record["snippets"] = _snippets(found[i] for i in ids if i in found)
@@ -280,8 +288,10 @@ def evaluate(rag: MedRAG, dataset: str, data_path: str | Path, out_dir: str | Pa
     and, with the extractive generator, the option most similar to the extracted sentences. Free-text
     questions go through ``rag.ask`` and are scored with ROUGE against the references.
     """
-    loaded = load(dataset, data_path)[:limit] if limit is not None else load(dataset, data_path)
+    loaded = load(dataset, data_path)[:limit]
     questions = [q for q in loaded if scorable(q, no_retrieval)]
+    if not questions:
+        raise MedRAGError(f"no question in {data_path} has a gold answer or references to score against")
     if len(questions) < len(loaded):
         log.warning("%d of %d questions cannot be scored (no gold answer or references%s) and are skipped",
                     len(loaded) - len(questions), len(loaded), ", or free text without retrieval" * no_retrieval)
@@ -293,8 +303,8 @@ def evaluate(rag: MedRAG, dataset: str, data_path: str | Path, out_dir: str | Pa
                           no_retrieval=no_retrieval, limit=limit, **(extra_config or {}))
     out, plog = _start(out_dir, config)
     started = time.perf_counter()
-    _run(questions, plog, _QA(rag, gen, spec, method, k, no_retrieval), f"eval {dataset}", progress)
-    config.update(model=_model_info(gen), finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    _run(questions, plog, _QA(rag, gen, spec, method, k, no_retrieval, dataset == "bioasq"), f"eval {dataset}", progress)
+    config.update(model=_model_info(gen), finished=datetime.now(UTC).isoformat(timespec="seconds"))
     _write_json(out / CONFIG, config)
 
     records = [(q, plog.records[q.id]) for q in questions]
@@ -302,6 +312,7 @@ def evaluate(rag: MedRAG, dataset: str, data_path: str | Path, out_dir: str | Pa
     result = score(records, index_pmids, k)
     result["n_skipped"] = len(loaded) - len(questions)
     result["run_seconds"] = round(time.perf_counter() - started, 2)
+    result = _rounded(result)
     _write_json(out / METRICS, result)
     if dataset == "bioasq":
         _write_json(out / SUBMISSION, bioasq_submission(records))
@@ -341,13 +352,19 @@ def score(records: Sequence[tuple[Question, dict[str, Any]]], index_pmids: set[s
             result["macro_f1"] = next(iter(yes_no.values()))
     free = [(q, r) for q, r in records if not q.options]
     if free:
-        result.update(M.rouge([r["prediction"] for _, r in free], [q.ideal for q, _ in free]))
+        texts = {q.id: clean_citations(r["prediction"], set())[0] for q, r in free}  # scored without [n] markers
+        result.update(M.rouge([texts[q.id] for q, _ in free], [q.ideal for q, _ in free]))
         types = sorted({q.type for q, _ in free})
         for name in types if len(types) > 1 else []:
-            part = [(q, r) for q, r in free if q.type == name]
-            scores = M.rouge([r["prediction"] for _, r in part], [q.ideal for q, _ in part])
+            part = [q for q, _ in free if q.type == name]
+            scores = M.rouge([texts[q.id] for q in part], [q.ideal for q in part])
             result.update({f"{metric}.{name}": value for metric, value in scores.items()})
-        result["abstention_rate"] = M.mean([float(r.get("abstained") or False) for _, r in free])
+        if any(r.get("abstained") is not None for _, r in free):  # the Answer says whether it abstained
+            result["abstention_rate"] = M.mean([float(bool(r.get("abstained"))) for _, r in free])
+            answered = [q for q, r in free if not r.get("abstained")]
+            result["n_answered"] = len(answered)
+            scores = M.rouge([texts[q.id] for q in answered], [q.ideal for q in answered])
+            result.update({f"{metric}.answered": value for metric, value in scores.items()})
         supports = [r["support"] for _, r in free if r.get("support") is not None]
         if supports:
             result["citation_support"] = M.mean(supports)
@@ -395,8 +412,7 @@ def evaluate_retrieval(rag: MedRAG, dataset: str, data_path: str | Path, out_dir
     gold PMIDs (PubMedQA: the question's own abstract) that the index holds."""
     if dataset not in RETRIEVAL_DATASETS:
         raise MedRAGError(f"retrieval evaluation needs gold PMIDs: choose from {', '.join(RETRIEVAL_DATASETS)}")
-    questions = [q for q in load(dataset, data_path) if q.gold_pmids]
-    questions = questions[:limit] if limit is not None else questions
+    questions = [q for q in load(dataset, data_path) if q.gold_pmids][:limit]
     config = _base_config(rag, "retrieval", dataset, data_path, k=k, limit=limit, **(extra_config or {}))
     out, plog = _start(out_dir, config)
 
@@ -412,10 +428,10 @@ def evaluate_retrieval(rag: MedRAG, dataset: str, data_path: str | Path, out_dir
     records = [(q, plog.records[q.id]) for q in questions]
     index_pmids = rag.chunks.pmids()
     runs, gold = _runs(records)
-    result = M.retrieval_scores(runs, gold, RETRIEVAL_METRICS, index_pmids)
+    result = _rounded(M.retrieval_scores(runs, gold, RETRIEVAL_METRICS, index_pmids))
     _write_json(out / METRICS, result)
     config.update(n_loaded=len(questions), n_without_gold_in_index=len(questions) - result["n_questions"],
-                  finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                  finished=datetime.now(UTC).isoformat(timespec="seconds"))
     _write_json(out / CONFIG, config)
     from medrag.evaluation.report import write_report
 

@@ -49,11 +49,12 @@ def _plt() -> Any:
 def _accuracy_plot(path: Path, names: list[str], values: list[float], floors: list[float | None]) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(names), 3.2))
-    ax.bar(names, values, color="#4878a8", label="accuracy")
+    ax.bar_label(ax.bar(names, values, color="#4878a8", label="accuracy"), fmt="%.3f", fontsize=8)
+    label: str | None = "constant-answer floor"
     for i, floor in enumerate(floors):
         if floor is not None:
-            ax.hlines(floor, i - 0.4, i + 0.4, colors="#c44e52", linestyles="--",
-                      label="constant-answer floor" if i == floors.index(floor) else None)
+            ax.hlines(floor, i - 0.4, i + 0.4, colors="#c44e52", linestyles="--", label=label)
+            label = None  # one legend entry
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy")
     ax.legend(loc="upper right", fontsize=8)
@@ -65,8 +66,9 @@ def _accuracy_plot(path: Path, names: list[str], values: list[float], floors: li
 def _curve_plot(path: Path, curve: list[float]) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
-    ax.plot(range(1, len(curve) + 1), curve, color="#4878a8")
-    ax.set_xlabel("k (distinct PMIDs)")
+    ax.plot(range(1, len(curve) + 1), curve, color="#4878a8", marker="." if len(curve) < 20 else None)
+    ax.set_xscale("log")
+    ax.set_xlabel("k (distinct PMIDs, log scale)")
     ax.set_ylabel("mean recall@k")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
@@ -78,7 +80,7 @@ def _curve_plot(path: Path, curve: list[float]) -> None:
 def _bars(path: Path, labels: list[str], values: list[float], ylabel: str) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(labels), 3.2))
-    ax.bar(labels, values, color="#55a868")
+    ax.bar_label(ax.bar(labels, values, color="#55a868"), fmt="%.3f", fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, max([*values, 0.05]) * 1.2)
     fig.tight_layout()
@@ -90,14 +92,20 @@ def write_report(out: Path, config: dict[str, Any], metrics: dict[str, Any],
                  records: Sequence[tuple[Question, dict[str, Any]]], curve: list[float]) -> Path:
     """Write ``out/report.md`` (and ``accuracy.png``, ``rouge.png``, ``recall_curve.png`` where they apply)."""
     kind = config["kind"]
+    choice = [(q, r) for q, r in records if q.options and "prediction" in r]
+    free = [(q, r) for q, r in records if not q.options and "prediction" in r]
     lines = [f"# medrag eval: {config['dataset']} ({'retrieval' if kind == 'retrieval' else 'question answering'})",
              "", f"- data: `{config['data']}`",
-             f"- index: {config['index_chunks']} chunks of {config['index_documents']} documents, embedder "
-             f"`{config['embedder']}`, retriever `{config['retriever']}`"]
+             (f"- index: {config['index_chunks']} chunks of {config['index_documents']} documents, embedder "
+              f"`{config['embedder']}`, retriever `{config['retriever']}`")]
     if kind == "qa":
         lines += [f"- generator: `{config['generator']}`, k = {config['k']} passages"
-                  + (" (no retrieval: closed book)" if config["no_retrieval"] else ""),
-                  f"- multiple choice answered by **{config['method']}**: {METHODS[config['method']]}"]
+                  + (" (no retrieval: closed book)" if config["no_retrieval"] else "")]
+        if choice:
+            lines.append(f"- multiple choice answered by **{config['method']}**: {METHODS[config['method']]}")
+        if free:
+            lines.append("- free text: `rag.ask` per question (its own retrieval), the answer without the "
+                         "disclaimer and without `[n]` markers scored against the references")
         model = config.get("model") or {}
         if model.get("toy"):
             lines.append(f"- **the generator is a random-weight test model (hidden size {model['hidden_size']}): "
@@ -109,7 +117,6 @@ def write_report(out: Path, config: dict[str, Any], metrics: dict[str, Any],
               + (f" ({metrics.get('n_skipped')} skipped: no gold)" if metrics.get("n_skipped") else ""),
               f"- git {(config.get('git') or {}).get('commit')}, started {config.get('started')}", ""]
 
-    choice = [(q, r) for q, r in records if q.options and "prediction" in r]
     if choice:
         names = sorted({q.dataset for q, _ in choice})
         rows = []
@@ -121,30 +128,32 @@ def write_report(out: Path, config: dict[str, Any], metrics: dict[str, Any],
                          f"{floor[0]:.3f} ({floor[1]})" if floor else None, majority])
         lines += ["## Multiple choice", "",
                   *_table(["set", "n", "accuracy", "macro-F1", "dev floor", "majority on these"], rows),
-                  f"Overall accuracy {_fmt(metrics.get('accuracy'))}; unparsed answers (counted wrong): "
-                  f"{metrics.get('n_unparsed', 0)}.", "", "![accuracy](accuracy.png)", ""]
+                  (f"Overall accuracy {_fmt(metrics.get('accuracy'))}; unparsed answers (counted wrong): "
+                   f"{metrics.get('n_unparsed', 0)}."), "", "![accuracy](accuracy.png)", ""]
         _accuracy_plot(out / "accuracy.png", names, [metrics.get(f"accuracy.{n}") or 0.0 for n in names],
                        [FLOORS[n][0] if n in FLOORS else None for n in names])
 
-    free = [(q, r) for q, r in records if not q.options and "prediction" in r]
     if free:
         types = sorted({q.type for q, _ in free})
         suffix = [f".{t}" for t in types] if len(types) > 1 else [""]
-        rows = [[t, sum(q.type == t for q, _ in free), metrics.get(f"rougeL{s}"), metrics.get(f"rouge2{s}")]
-                for t, s in zip(types, suffix)]
-        lines += ["## Free text (answer without the disclaimer vs the references; best reference, stemmed F1)", "",
-                  *_table(["type", "n", "ROUGE-L", "ROUGE-2"], rows)]
+        rows = [[t if s else f"all ({t})", sum(q.type == t for q, _ in free), metrics.get(f"rougeL{s}"),
+                 metrics.get(f"rouge2{s}")] for t, s in zip(types, suffix)]
+        if "n_answered" in metrics:
+            rows.append(["answered (not abstained)", metrics["n_answered"], metrics.get("rougeL.answered"),
+                         metrics.get("rouge2.answered")])
+        lines += ["## Free text (ROUGE F1 against the best reference, Porter-stemmed)", "",
+                  *_table(["questions", "n", "ROUGE-L", "ROUGE-2"], rows)]
         extra = [(name, metrics[key]) for name, key in (("abstention rate", "abstention_rate"),
                                                         ("citation support", "citation_support"),
                                                         ("factoid answers naming a gold answer", "mention.factoid"),
                                                         ("list items named", "mention.list")) if key in metrics]
         lines += [*_table(["measure", "value"], extra)] if extra else []
         if any(k.startswith("mention.") for k in metrics):
-            lines += ["BioASQ exact-answer scores (strict/lenient accuracy, list F1 in `metrics.py`) need ranked "
-                      "entity candidates, which medrag's generators do not produce; the `mention` rows only say "
-                      "whether the answer text names a gold entity.", ""]
+            lines += [("BioASQ exact-answer scores (strict/lenient accuracy, list F1 in `metrics.py`) need ranked "
+                       "entity candidates, which medrag's generators do not produce; the `mention` rows only say "
+                       "whether the answer text names a gold entity."), ""]
         lines += ["![rouge](rouge.png)", ""]
-        _bars(out / "rouge.png", types, [metrics.get(f"rougeL{s}") or 0.0 for s in suffix], "ROUGE-L F1")
+        _bars(out / "rouge.png", [str(row[0]) for row in rows], [row[2] or 0.0 for row in rows], "ROUGE-L F1")
 
     retrieval = {k: v for k, v in metrics.items() if "@" in k}
     if retrieval:
@@ -153,14 +162,14 @@ def write_report(out: Path, config: dict[str, Any], metrics: dict[str, Any],
                                                                                  metrics["n_questions"])],
                                                 *retrieval.items()])]
         if config.get("n_without_gold_in_index"):
-            lines += [f"{config['n_without_gold_in_index']} of {config['n_loaded']} questions have no gold PMID in "
-                      "the index and are left out.", ""]
+            lines += [(f"{config['n_without_gold_in_index']} of {config['n_loaded']} questions have no gold PMID "
+                       "in the index and are left out."), ""]
         if curve:
             lines += ["![recall@k](recall_curve.png)", ""]
             _curve_plot(out / "recall_curve.png", curve)
     if metrics.get("seconds_per_question") is not None:
-        lines += [f"Time: {metrics['seconds_per_question']:.3f} s per question "
-                  f"({1 / max(metrics['seconds_per_question'], 1e-9):.1f} questions/s).", ""]
+        lines += [(f"Time: {metrics['seconds_per_question']:.3f} s per question "
+                   f"({1 / max(metrics['seconds_per_question'], 1e-9):.1f} questions/s)."), ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path

@@ -138,4 +138,6 @@ class ChunkStore:
         return {str(t): {"documents": n, "chunks": c} for t, n, c in rows}
 
     def pmids(self) -> set[str]:
-        return {r[0].split(":", 1)[1] for r in self.db.execute("SELECT doc_id FROM documents WHERE doc_id LIKE 'pmid:%'")}
+        """Every PMID the stored documents carry (citations, PMC sections, snippets ...)."""
+        rows = self.db.execute("SELECT DISTINCT json_extract(metadata, '$.pmid') FROM documents")
+        return {str(r[0]) for r in rows if r[0] is not None}
