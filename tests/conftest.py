@@ -22,6 +22,8 @@ TINY_GPT2 = SHARED / "models" / "tiny-gpt2"
 MEDQUAD = DATA / "corpora" / "guidelines" / "medquad"
 MEDLINE = DATA / "corpora" / "pubmed" / "medline_xml"
 
+QUESTION = "What are the symptoms of high blood pressure?"
+
 #: a small real corpus: MedlinePlus and NHLBI pages (high blood pressure, diabetes medicines and pages that
 #: mention hypertension), two CDC pages, 31 PubMed citations
 SMALL_CORPUS = [
@@ -48,6 +50,14 @@ def small_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) ->
     rag.embedder = embedder  # share the loaded model
     rag.ingest(SMALL_CORPUS, save_to=directory, progress=False)
     return directory
+
+
+@pytest.fixture(scope="session")
+def rag(small_index: Path, embedder: Embedder) -> MedRAG:
+    """The small index loaded, sharing the session's embedder (do not change it)."""
+    loaded = MedRAG.load(small_index)
+    loaded.embedder = embedder
+    return loaded
 
 
 @pytest.fixture()

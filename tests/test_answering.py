@@ -2,26 +2,15 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-import pytest
 
 from medrag import MedRAG
-from medrag.embedding import Embedder
 from medrag.generation.prompt import pack_prompt
 from medrag.documents import Chunk
 
-from .conftest import TINY_GPT2, medrag_cli, tree_digest
+from .conftest import QUESTION, TINY_GPT2, medrag_cli, tree_digest
 
-QUESTION = "What are the symptoms of high blood pressure?"
-
-
-@pytest.fixture(scope="module")
-def rag(small_index: Path, embedder: Embedder) -> MedRAG:
-    loaded = MedRAG.load(small_index)
-    loaded.embedder = embedder
-    return loaded
 
 
 def test_answer_carries_per_sentence_support(rag: MedRAG) -> None:

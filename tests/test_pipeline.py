@@ -12,16 +12,8 @@ from medrag import MedRAG, MedRAGError, Settings
 from medrag.answer import DISCLAIMER
 from medrag.embedding import Embedder
 
-from .conftest import SMALL_CORPUS, TINY_GPT2
+from .conftest import QUESTION, SMALL_CORPUS, TINY_GPT2
 
-QUESTION = "What are the symptoms of high blood pressure?"
-
-
-@pytest.fixture(scope="module")
-def rag(small_index: Path, embedder: Embedder) -> MedRAG:
-    loaded = MedRAG.load(small_index)
-    loaded.embedder = embedder
-    return loaded
 
 
 def test_index_layout_and_counts(small_index: Path, rag: MedRAG) -> None:

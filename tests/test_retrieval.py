@@ -10,16 +10,8 @@ import pytest
 from medrag import MedRAG, MedRAGError, Settings
 from medrag.embedding import Embedder
 
-from .conftest import medrag_cli
+from .conftest import QUESTION, medrag_cli
 
-QUESTION = "What are the symptoms of high blood pressure?"
-
-
-@pytest.fixture(scope="module")
-def rag(small_index: Path, embedder: Embedder) -> MedRAG:
-    loaded = MedRAG.load(small_index)
-    loaded.embedder = embedder
-    return loaded
 
 
 def test_bm25_index_is_saved_beside_the_vectors(small_index: Path, rag: MedRAG) -> None:
