@@ -270,15 +270,16 @@ class MedRAG:
         return self.retrieve_batch([question], k, where=where, retriever=retriever)[0]
 
     def retrieve_batch(self, questions: Sequence[str], k: int | None = None, *, where: Filter | str | None = None,
-                       retriever: str | None = None) -> list[list[Hit]]:
-        """The ``k`` best passages for each question, searched in one batch per store."""
+                       retriever: str | None = None, query_vectors: np.ndarray | None = None) -> list[list[Hit]]:
+        """The ``k`` best passages for each question, searched in one batch per store (``query_vectors``: the
+        questions' embeddings, when already computed)."""
         if self.vectors.count() and self.vectors.dim != self.embedder.dim:
             raise MedRAGError(f"embedder {self.settings.embedder} makes {self.embedder.dim}-d vectors, "
                               f"the index holds {self.vectors.dim}-d ones")
         if retriever is not None and retriever not in RETRIEVERS:
             raise MedRAGError(f"unknown retriever {retriever!r}; choose from {', '.join(RETRIEVERS)}")
         where = parse_filter(where) if isinstance(where, str) else where
-        return self.retriever.search(list(questions), k or self.settings.k, where, retriever)
+        return self.retriever.search(list(questions), k or self.settings.k, where, retriever, query_vectors)
 
     def ask(self, question: str, *, k: int | None = None, generator: str | None = None,
             where: Filter | str | None = None, retriever: str | None = None, context: str | None = None,
@@ -295,8 +296,10 @@ class MedRAG:
         notices = [n for n in (emergency.message if emergency else None,
                                safety.language_notice(question, s.embedder)) if n]
         query = f"{question} (patient: {context.strip()})" if context and context.strip() else question
-        hits = self.retrieve(query, k, where=where, retriever=retriever)
-        cosines = [h.score for h in self.retrieve(query, safety.MARGIN_DEPTH, where=where, retriever="dense")]
+        vector = self.embedder.embed_queries([query])  # embedded once: for the answer's and the abstention's search
+        hits = self.retrieve_batch([query], k, where=where, retriever=retriever, query_vectors=vector)[0]
+        cosines = [h.score for h in self.retrieve_batch([query], safety.MARGIN_DEPTH, where=where, retriever="dense",
+                                                        query_vectors=vector)[0]]
         gen = self.generator(generator)
         abstained = not hits or safety.abstain(cosines, s.abstain_threshold, s.abstain_margin_weight)
         result = None if abstained else gen.generate(query, [h.chunk for h in hits])

@@ -42,9 +42,12 @@ class Retriever:
         self.lexical = lexical
         self.settings = settings
 
-    def search(self, questions: Sequence[str], k: int, where: Filter | None = None,
-               mode: str | None = None) -> list[list[Hit]]:
-        """The top ``k`` hits of each question, best first, among chunks matching ``where``."""
+    def search(self, questions: Sequence[str], k: int, where: Filter | None = None, mode: str | None = None,
+               query_vectors: np.ndarray | None = None) -> list[list[Hit]]:
+        """The top ``k`` hits of each question, best first, among chunks matching ``where``.
+
+        ``query_vectors`` are the questions' embeddings when the caller already has them.
+        """
         for q in questions:
             if not q or not q.strip():
                 raise MedRAGError('empty question: ask something, e.g. medrag ask "What causes anemia?"')
@@ -58,7 +61,9 @@ class Retriever:
             FILTER_OVERFETCH if filtered else 1)
         dense = bm25 = None
         if mode != "bm25":
-            dense = self.vectors.search(self.embedder.embed_queries(list(questions)), depth)
+            if query_vectors is None:
+                query_vectors = self.embedder.embed_queries(list(questions))
+            dense = self.vectors.search(query_vectors, depth)
         if mode != "dense":
             bm25 = self.lexical.search(list(questions), depth)
         ranked = [self._fuse(row, dense, bm25) for row in range(len(questions))]
