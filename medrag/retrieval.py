@@ -68,10 +68,11 @@ class Retriever:
             bm25 = self.lexical.search(list(questions), depth)
         ranked = [self._fuse(row, dense, bm25) for row in range(len(questions))]
         found = self.chunks.get(sorted({i for r in ranked for i, _ in r}))
-        cosine = ({int(i): float(s) for row_s, row_i in zip(*dense) for s, i in zip(row_s, row_i) if i >= 0}
-                  if dense is not None else {})
         results = []
-        for r in ranked:
+        for row, r in enumerate(ranked):
+            # this question's own cosines (a chunk found for several questions has one per question)
+            cosine = ({int(i): float(c) for c, i in zip(dense[0][row], dense[1][row]) if i >= 0}
+                      if dense is not None else {})
             hits = [Hit(found[i], s, cosine.get(i)) for i, s in r if i in found]
             results.append([h for h in hits if not filtered or where.matches(h.chunk.metadata)][:k])
         return results
