@@ -51,9 +51,20 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     if not args.question.strip():
         raise MedRAGError('empty question: ask something, e.g. medrag ask "What causes anemia?" --index DIR')
     rag = MedRAG.load(args.index, **Settings.parse_assignments(args.assignments), embedder=args.embedder,
-                      threads=args.threads)
+                      threads=args.threads, openai_base_url=args.base_url)
+    streamed = False
+
+    def show(piece: str) -> None:
+        nonlocal streamed
+        if not streamed:
+            print("(generating, unchecked)\n", file=sys.stderr, flush=True)
+            streamed = True
+        print(piece, end="", flush=True, file=sys.stderr if args.json else sys.stdout)
+
     answer = rag.ask(args.question, k=args.k, generator=args.generator, where=args.filter, retriever=args.retriever,
-                     context=args.context, strict=args.strict or None)
+                     context=args.context, strict=args.strict or None, on_token=show if args.stream else None)
+    if streamed and not args.json:
+        print("\n\n--- checked answer ---")
     print(answer.to_json() if args.json else answer.render())
     return 0
 
@@ -64,11 +75,47 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return 0
     print(f"index:     {args.index}\ndocuments: {info['documents']}\nchunks:    {info['chunks']}\n"
-          f"embedder:  {info['embedder']}\nindex type: {info['index_type']}\nsources:")
+          f"embedder:  {info['embedder']}\nindex type: {info['index_type']}"
+          + ("" if info["index_trained"] else " (too few vectors to train yet: searched exactly)") + "\nsources:")
     for kind, counts in sorted(info["sources"].items()):
         print(f"  {kind}: {counts['documents']} documents, {counts['chunks']} chunks")
     print("settings:", json.dumps(info["settings"], sort_keys=True))
     return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from medrag import training
+
+    config = training.TrainConfig(base=args.base, epochs=args.epochs, batch_size=args.batch_size,
+                                  learning_rate=args.learning_rate, max_pairs=args.max_pairs, seed=args.seed,
+                                  threads=args.threads or 0, negatives=getattr(args, "negatives", 1),
+                                  max_seq_length=args.max_seq_length)
+    pairs = training.training_pairs(args.data)
+    print(f"training on {min(len(pairs), args.max_pairs or len(pairs))} of {len(pairs)} question-passage pairs",
+          file=sys.stderr)
+    train = training.train_embedder if args.kind == "embedder" else training.train_reranker
+    out = train(pairs, args.out, config)
+    use = f"--embedder {out}" if args.kind == "embedder" else f"--set reranker={out}"
+    print(f"{args.kind}: {out} (use it with {use})")
+    return 0
+
+
+def _train_parser(sub: argparse._SubParsersAction, kind: str, help_text: str, batch_size: int,
+                  learning_rate: float) -> argparse.ArgumentParser:
+    parser = sub.add_parser(f"train-{kind}", help=help_text)
+    parser.add_argument("--data", required=True, nargs="+", type=Path,
+                        help="BioASQ golden files and PubMedQA-format files (training splits only), or folders")
+    parser.add_argument("--out", required=True, type=Path, help="model directory to write")
+    parser.add_argument("--base", default="all-MiniLM-L6-v2", help="model to start from (name or directory)")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--learning-rate", type=float, default=learning_rate)
+    parser.add_argument("--max-pairs", type=int, default=0, help="train on a random sample of this many pairs")
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--max-seq-length", type=int, default=128, help="tokens per text while training (default 128)")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
+    parser.set_defaults(run=_cmd_train, kind=kind)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,12 +147,22 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(used for retrieval and the prompt, stored nowhere)")
     ask.add_argument("--strict", action="store_true", help="drop answer sentences their citations do not support")
     ask.add_argument("--json", action="store_true", help="print the answer as one JSON object")
+    ask.add_argument("--stream", action="store_true",
+                     help="print a language model's text as it is generated (then the checked, cited answer)")
+    ask.add_argument("--base-url", help="openai:MODEL generators: the chat-completions server, e.g. "
+                                        "http://localhost:8000/v1 (key from $OPENAI_API_KEY)")
     ask.set_defaults(run=_cmd_ask)
 
     info = sub.add_parser("info", help="what an index holds and how it was built")
     _settings_args(info, build=False)
     info.add_argument("--json", action="store_true", help="print as JSON")
     info.set_defaults(run=_cmd_info)
+
+    _train_parser(sub, "embedder", "fine-tune the embedder on question-passage pairs (in-batch negatives)",
+                  batch_size=64, learning_rate=5e-5)
+    reranker = _train_parser(sub, "reranker", "train a cross-encoder reranker on question-passage pairs",
+                             batch_size=32, learning_rate=5e-5)
+    reranker.add_argument("--negatives", type=int, default=1, help="BM25-mined negatives per pair (default 1)")
 
     register_eval(sub)
     return parser

@@ -41,7 +41,7 @@ class Embedder:
     """Turns texts into L2-normalised float32 vectors; one instance per model."""
 
     def __init__(self, name: str = DEFAULT_MODEL, *, precision: str = "fp32", query_prompt: str = "",
-                 document_prompt: str = "", batch_size: int = 64, threads: int = 0) -> None:
+                 document_prompt: str = "", batch_size: int = 64, threads: int = 0, query_model: str = "") -> None:
         if precision not in PRECISIONS:
             raise MedRAGError(f"unknown embedder precision {precision!r}; choose from {', '.join(PRECISIONS)}")
         self.name = name
@@ -50,25 +50,41 @@ class Embedder:
         self.document_prompt = document_prompt
         self.batch_size = batch_size
         self.threads = threads or os.cpu_count() or 1
+        self.query_model_name = query_model  # an asymmetric pair's query encoder (MedCPT-style); "" = same
 
     @cached_property
     def model(self):  # noqa: ANN201 - a SentenceTransformer
+        """The document model (also the query model unless a separate one is named)."""
+        return self._load(self.name)
+
+    @cached_property
+    def query_model(self):  # noqa: ANN201 - a SentenceTransformer
+        """The model that embeds questions."""
+        if not self.query_model_name or self.query_model_name == self.name:
+            return self.model
+        model = self._load(self.query_model_name)
+        if int(_dim(model)) != self.dim:
+            raise MedRAGError(f"query model {self.query_model_name!r} makes {_dim(model)}-d vectors, the document "
+                              f"model {self.name!r} {self.dim}-d ones: they cannot share an index")
+        return model
+
+    def _load(self, name: str):  # noqa: ANN202 - a SentenceTransformer
         import torch
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # our own progress bars only
         torch.set_num_threads(self.threads)
-        path = resolve_model_path(self.name)
+        path = resolve_model_path(name)
         try:
             model = SentenceTransformer(path, device="cpu",
                                         local_files_only=os.environ.get("HF_HUB_OFFLINE") == "1")
         except Exception as exc:  # noqa: BLE001 - any load failure is the user's model choice
-            raise MedRAGError(f"cannot load embedding model {self.name!r} (offline: use a local directory "
+            raise MedRAGError(f"cannot load embedding model {name!r} (offline: use a local directory "
                               f"or a packaged model): {type(exc).__name__}: {exc}".splitlines()[0]) from exc
         if self.precision != "fp32":
             model = model.to(getattr(torch, PRECISIONS[self.precision]))
-        log.info("embedder %s loaded from %s (max %d tokens, %s)", self.name, path, model.max_seq_length,
+        log.info("embedder %s loaded from %s (max %d tokens, %s)", name, path, model.max_seq_length,
                  self.precision)
         return model
 
@@ -78,8 +94,7 @@ class Embedder:
 
     @property
     def dim(self) -> int:
-        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        return int(get_dim())
+        return _dim(self.model)
 
     @property
     def max_seq_length(self) -> int:
@@ -90,19 +105,24 @@ class Embedder:
         """Tokens ``text`` takes in the model's input, special tokens included."""
         return len(self.tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
 
-    def _encode(self, texts: Sequence[str], prompt: str, progress: bool) -> np.ndarray:
+    def _encode(self, model, texts: Sequence[str], prompt: str, progress: bool) -> np.ndarray:  # noqa: ANN001
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         # sentence-transformers sorts each call's texts by length, so batches are length-homogeneous
-        vectors = self.model.encode([prompt + t for t in texts], batch_size=self.batch_size,
+        vectors = model.encode([prompt + t for t in texts], batch_size=self.batch_size,
                                     normalize_embeddings=True, convert_to_numpy=True,
                                     show_progress_bar=progress)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def embed_documents(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """Document vectors, shape ``(len(texts), dim)``, unit length."""
-        return self._encode(texts, self.document_prompt, progress)
+        return self._encode(self.model, texts, self.document_prompt, progress)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Query vectors (with the query prompt, for asymmetric models), unit length."""
-        return self._encode(texts, self.query_prompt, False)
+        return self._encode(self.query_model, texts, self.query_prompt, False)
+
+
+def _dim(model) -> int:  # noqa: ANN001 - a SentenceTransformer
+    get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(get_dim())

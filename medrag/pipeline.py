@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -21,6 +21,7 @@ from medrag.errors import MedRAGError
 from medrag.filters import Filter, parse_filter
 from medrag.generation import Generator, make_generator
 from medrag.lexical import BM25Store
+from medrag.reranking import Reranker
 from medrag.retrieval import Hit, Retriever
 from medrag.settings import RETRIEVERS, Settings
 from medrag.stores import VectorStore, store_class
@@ -79,7 +80,8 @@ class MedRAG:
     def embedder(self) -> Embedder:
         s = self.settings
         return Embedder(s.embedder, precision=s.embedder_precision, query_prompt=s.query_prompt,
-                        document_prompt=s.document_prompt, batch_size=s.batch_size, threads=s.threads)
+                        document_prompt=s.document_prompt, batch_size=s.batch_size, threads=s.threads,
+                        query_model=s.query_embedder)
 
     @cached_property
     def chunker(self) -> Chunker:
@@ -90,20 +92,32 @@ class MedRAG:
     def vectors(self) -> VectorStore:
         if self._vectors is None:
             self._vectors = store_class(self.settings.store)(self.embedder.dim, self.settings.index_type,
-                                                             threads=self.settings.threads)
+                                                             **self._search_params)
         return self._vectors
 
     @property
+    def _search_params(self) -> dict[str, int]:
+        s = self.settings
+        return {"threads": s.threads, "ef_search": s.ef_search, "nprobe": s.nprobe, "k_factor": s.k_factor}
+
+    @cached_property
+    def reranker(self) -> Reranker | None:
+        s = self.settings
+        return Reranker(s.reranker, batch_size=s.batch_size // 2 or 1, threads=s.threads) if s.reranker else None
+
+    @property
     def retriever(self) -> Retriever:
-        return Retriever(self.embedder, self.vectors, self.chunks, self.lexical, self.settings)
+        return Retriever(self.embedder, self.vectors, self.chunks, self.lexical, self.settings, self.reranker)
 
     def generator(self, spec: str | None = None) -> Generator:
         """The generator named ``spec`` (default: the settings'), loaded once."""
         spec = spec or self.settings.generator
         if spec not in self._generators:
+            s = self.settings
             self._generators[spec] = make_generator(
-                spec, embedder=self.embedder, max_new_tokens=self.settings.max_new_tokens,
-                n_sentences=self.settings.extractive_sentences, threads=self.settings.threads)
+                spec, embedder=self.embedder, max_new_tokens=s.max_new_tokens, n_sentences=s.extractive_sentences,
+                threads=s.threads, openai_base_url=s.openai_base_url, openai_api_key_env=s.openai_api_key_env,
+                openai_context_tokens=s.openai_context_tokens)
         return self._generators[spec]
 
     # -- persistence -----------------------------------------------------------------------------
@@ -138,8 +152,8 @@ class MedRAG:
         rag = cls(wanted)
         files = manifest["files"]
         rag.chunks = ChunkStore.load(directory / files["chunks"])
-        rag._vectors = store_class(saved.store).load(directory / files["vectors"])
-        rag._vectors.factory = saved.index_type
+        rag._vectors = store_class(saved.store).load(directory / files["vectors"], saved.index_type,
+                                                     **rag._search_params)
         if saved.lexical and "lexical" in files:
             rag.lexical = BM25Store.load(directory / files["lexical"])
         elif saved.lexical:  # an index saved before it had one: rebuilt from the stored chunk texts
@@ -270,26 +284,28 @@ class MedRAG:
         return self.retrieve_batch([question], k, where=where, retriever=retriever)[0]
 
     def retrieve_batch(self, questions: Sequence[str], k: int | None = None, *, where: Filter | str | None = None,
-                       retriever: str | None = None, query_vectors: np.ndarray | None = None) -> list[list[Hit]]:
+                       retriever: str | None = None, query_vectors: np.ndarray | None = None,
+                       rerank: bool = True) -> list[list[Hit]]:
         """The ``k`` best passages for each question, searched in one batch per store (``query_vectors``: the
-        questions' embeddings, when already computed)."""
+        questions' embeddings, when already computed; ``rerank``: let the settings' reranker re-order them)."""
         if self.vectors.count() and self.vectors.dim != self.embedder.dim:
             raise MedRAGError(f"embedder {self.settings.embedder} makes {self.embedder.dim}-d vectors, "
                               f"the index holds {self.vectors.dim}-d ones")
         if retriever is not None and retriever not in RETRIEVERS:
             raise MedRAGError(f"unknown retriever {retriever!r}; choose from {', '.join(RETRIEVERS)}")
         where = parse_filter(where) if isinstance(where, str) else where
-        return self.retriever.search(list(questions), k or self.settings.k, where, retriever, query_vectors)
+        return self.retriever.search(list(questions), k or self.settings.k, where, retriever, query_vectors, rerank)
 
     def ask(self, question: str, *, k: int | None = None, generator: str | None = None,
             where: Filter | str | None = None, retriever: str | None = None, context: str | None = None,
-            strict: bool | None = None) -> Answer:
+            strict: bool | None = None, on_token: Callable[[str], None] | None = None) -> Answer:
         """Retrieve passages and answer from them; every ``[n]`` in the answer is a cited source.
 
         An emergency in the question puts a call-for-help message first. Weak evidence (the dense
         cosines of the best passages, calibrated) abstains without calling the generator. Each answer
         sentence is checked against the passages it cites; ``strict`` drops unsupported ones.
         ``context`` (age, conditions, drugs) shapes retrieval and the prompt and is stored nowhere.
+        ``on_token`` receives a language model's raw text as it is generated, before any check.
         """
         s = self.settings
         emergency = safety.detect_emergency(question)
@@ -299,10 +315,10 @@ class MedRAG:
         vector = self.embedder.embed_queries([query])  # embedded once: for the answer's and the abstention's search
         hits = self.retrieve_batch([query], k, where=where, retriever=retriever, query_vectors=vector)[0]
         cosines = [h.score for h in self.retrieve_batch([query], safety.MARGIN_DEPTH, where=where, retriever="dense",
-                                                        query_vectors=vector)[0]]
+                                                        query_vectors=vector, rerank=False)[0]]
         gen = self.generator(generator)
         abstained = not hits or safety.abstain(cosines, s.abstain_threshold, s.abstain_margin_weight)
-        result = None if abstained else gen.generate(query, [h.chunk for h in hits])
+        result = None if abstained else gen.generate(query, [h.chunk for h in hits], on_token=on_token)
         checked, removed = [], 0
         if result is None:
             body = NO_EVIDENCE if not hits else ABSTAIN
@@ -333,6 +349,7 @@ class MedRAG:
                 "vectors": self.vectors.count(), "bm25_rows": self.lexical.count() if self.lexical else None,
                 "sources": self.chunks.summary(),
                 "embedder": self.settings.embedder, "index_type": self.settings.index_type,
+                "index_trained": not getattr(self.vectors, "staged", False),
                 "settings": self.settings.to_dict()}
 
 

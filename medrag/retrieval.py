@@ -13,6 +13,7 @@ from medrag.embedding import Embedder
 from medrag.errors import MedRAGError
 from medrag.filters import Filter
 from medrag.lexical import BM25Store
+from medrag.reranking import Reranker
 from medrag.settings import Settings
 from medrag.stores import VectorStore
 from medrag.stores.chunks import ChunkStore
@@ -35,18 +36,20 @@ class Retriever:
     """Searches the vector store, the BM25 index or both (fused by RRF or normalised scores)."""
 
     def __init__(self, embedder: Embedder, vectors: VectorStore, chunks: ChunkStore, lexical: BM25Store | None,
-                 settings: Settings) -> None:
+                 settings: Settings, reranker: Reranker | None = None) -> None:
         self.embedder = embedder
         self.vectors = vectors
         self.chunks = chunks
         self.lexical = lexical
         self.settings = settings
+        self.reranker = reranker
 
     def search(self, questions: Sequence[str], k: int, where: Filter | None = None, mode: str | None = None,
-               query_vectors: np.ndarray | None = None) -> list[list[Hit]]:
+               query_vectors: np.ndarray | None = None, rerank: bool = True) -> list[list[Hit]]:
         """The top ``k`` hits of each question, best first, among chunks matching ``where``.
 
-        ``query_vectors`` are the questions' embeddings when the caller already has them.
+        ``query_vectors`` are the questions' embeddings when the caller already has them; with a reranker
+        (and ``rerank``) the top ``rerank_depth`` are re-ordered by it and scored with its scores.
         """
         for q in questions:
             if not q or not q.strip():
@@ -57,7 +60,8 @@ class Retriever:
         if mode != "dense" and self.lexical is None:
             raise MedRAGError(f"the {mode} retriever needs a BM25 index; this index was built without one")
         filtered = where is not None and not where.is_empty
-        depth = max(k, self.settings.fusion_candidates if mode == "hybrid" else k) * (
+        rerank_depth = self.settings.rerank_depth if self.reranker is not None and rerank else 0
+        depth = max(k, rerank_depth, self.settings.fusion_candidates if mode == "hybrid" else k) * (
             FILTER_OVERFETCH if filtered else 1)
         dense = bm25 = None
         if mode != "bm25":
@@ -74,8 +78,21 @@ class Retriever:
             cosine = ({int(i): float(c) for c, i in zip(dense[0][row], dense[1][row]) if i >= 0}
                       if dense is not None else {})
             hits = [Hit(found[i], s, cosine.get(i)) for i, s in r if i in found]
-            results.append([h for h in hits if not filtered or where.matches(h.chunk.metadata)][:k])
-        return results
+            results.append([h for h in hits if not filtered or where.matches(h.chunk.metadata)])
+        if rerank_depth > 0:
+            results = self._rerank(questions, results, rerank_depth)
+        return [hits[:k] for hits in results]
+
+    def _rerank(self, questions: Sequence[str], results: list[list[Hit]], depth: int) -> list[list[Hit]]:
+        """Each question's top ``depth`` hits re-ordered by the cross-encoder (scored in one batch); the rest
+        keep their order below them."""
+        pairs = [(q, h.chunk.embed_text) for q, hits in zip(questions, results) for h in hits[:depth]]
+        scores = iter(self.reranker.score(pairs).tolist())
+        out = []
+        for hits in results:
+            top = [Hit(h.chunk, next(scores), h.dense) for h in hits[:depth]]
+            out.append(sorted(top, key=lambda h: -h.score) + hits[depth:])
+        return out
 
     def _fuse(self, row: int, dense: tuple[np.ndarray, np.ndarray] | None,
               bm25: tuple[np.ndarray, np.ndarray] | None) -> list[tuple[int, float]]:

@@ -11,7 +11,7 @@ from typing import Any
 from medrag.errors import MedRAGError
 
 #: fields that define how an index was built: an index can only be queried with the same values
-INDEX_FIELDS = ("embedder", "embedder_precision", "document_prompt", "chunk_tokens", "chunk_overlap",
+INDEX_FIELDS = ("embedder", "query_embedder", "embedder_precision", "document_prompt", "chunk_tokens", "chunk_overlap",
                 "index_type", "store", "lexical", "bm25_method", "bm25_k1", "bm25_b")
 RETRIEVERS = ("dense", "bm25", "hybrid")
 FUSIONS = ("rrf", "minmax", "zscore")
@@ -23,6 +23,7 @@ class Settings:
 
     # embedding
     embedder: str = "all-MiniLM-L6-v2"
+    query_embedder: str = ""  # a separate query encoder (asymmetric pairs such as MedCPT); "" = the embedder
     embedder_precision: str = "fp32"
     query_prompt: str = ""
     document_prompt: str = ""
@@ -32,7 +33,10 @@ class Settings:
     chunk_overlap: int = 16
     # storage
     store: str = "faiss"
-    index_type: str = "Flat"
+    index_type: str = "Flat"  # a FAISS factory string: Flat, HNSW32, IVF1024,PQ48, IVF4096,PQ48,RFlat ...
+    ef_search: int = 64  # HNSW: candidates explored per query (recall against speed)
+    nprobe: int = 16  # IVF: inverted lists visited per query
+    k_factor: int = 4  # RFlat refinement: approximate candidates re-scored exactly, per result
     # lexical index (bm25s, stemmed, stop words removed), kept beside the vectors
     lexical: bool = True
     bm25_method: str = "lucene"
@@ -44,6 +48,8 @@ class Settings:
     rrf_k: int = 60
     fusion_candidates: int = 100  # each retriever's top-n that hybrid fusion ranks
     k: int = 5
+    reranker: str = ""  # a cross-encoder name or directory (medrag train-reranker) re-scoring the top passages
+    rerank_depth: int = 20  # passages the reranker re-scores per question
     # trust (thresholds calibrated for all-MiniLM-L6-v2 on dev data: eval/reports/answering.md)
     abstain_threshold: float = 0.66  # top dense cosine + margin weight x (top1 - top5) below this: abstain
     abstain_margin_weight: float = 0.5
@@ -52,6 +58,9 @@ class Settings:
     # generation
     generator: str = "extractive"
     max_new_tokens: int = 128
+    openai_base_url: str = ""  # openai:MODEL generators: the chat-completions server ("" = $OPENAI_BASE_URL or OpenAI)
+    openai_api_key_env: str = "OPENAI_API_KEY"  # the environment variable holding its key (never saved)
+    openai_context_tokens: int = 4096  # the remote model's context window
     extractive_sentences: int = 3
     # runtime
     threads: int = 0  # 0: every core

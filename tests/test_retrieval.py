@@ -105,3 +105,96 @@ def test_faiss_store_protocol_for_each_index_type(rag: MedRAG, tmp_path: Path) -
         again = FaissStore.load(tmp_path / f"{factory}.faiss")
         assert again.count() == 50
         assert again.search(vectors[20:23], 3)[1].tolist() == store.search(vectors[20:23], 3)[1].tolist()
+
+
+def _real_vectors(rag: MedRAG, n_copies: int) -> tuple[np.ndarray, np.ndarray]:
+    """The small index's real chunk embeddings, each also copied with small Gaussian noise (renormalised)."""
+    ids = np.asarray(rag.chunks.ids(), dtype=np.int64)
+    base = np.vstack([rag.vectors.index.reconstruct(int(i)) for i in ids])
+    rng = np.random.default_rng(0)
+    copies = [base] + [base + rng.normal(0, 0.01, base.shape).astype(np.float32) for _ in range(n_copies)]
+    vectors = np.vstack(copies)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.arange(len(vectors), dtype=np.int64), vectors.astype(np.float32)
+
+
+def test_ivf_pq_is_exact_until_trained_then_trained_on_its_vectors(rag: MedRAG, tmp_path: Path) -> None:
+    """An IVF-PQ store searches exactly (flat) until it holds enough vectors to train, survives a save/load
+    in that state, then trains on what it holds; nprobe and k_factor (RFlat) are applied."""
+    from medrag.stores import FaissStore
+    from medrag.stores.faiss import inner, training_size
+
+    ids, vectors = _real_vectors(rag, 8)
+    store = FaissStore(vectors.shape[1], "IVF8,PQ16x4,RFlat", nprobe=8, k_factor=8)
+    need = training_size(inner(store.index))
+    assert need == 39 * 16 and len(vectors) > need  # 4-bit PQ: 16 codebook entries
+    store.add(ids[:100], vectors[:100])
+    assert store.staged and store.count() == 100
+    exact = vectors[:100] @ vectors[:5].T
+    assert store.search(vectors[:5], 3)[1][:, 0].tolist() == np.argmax(exact, axis=0).tolist()
+    store.save(tmp_path / "staged.faiss")
+    again = FaissStore.load(tmp_path / "staged.faiss", "IVF8,PQ16x4,RFlat", nprobe=8, k_factor=8)
+    assert again.staged and again.count() == 100
+    again.add(ids[100:], vectors[100:])
+    assert not again.staged and again.count() == len(vectors)
+    assert "Refine" in type(inner(again.index)).__name__
+    truth = np.argsort(-(vectors @ vectors[:20].T), axis=0)[:10].T
+    found = again.search(vectors[:20], 10)[1]
+    recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])
+    assert recall >= 0.9  # every list probed, candidates re-scored exactly
+    again.save(tmp_path / "trained.faiss")
+    loaded = FaissStore.load(tmp_path / "trained.faiss", "IVF8,PQ16x4,RFlat", nprobe=1, k_factor=1)
+    assert not loaded.staged and loaded.count() == len(vectors)
+    coarse = loaded.search(vectors[:20], 10)[1]
+    assert np.mean([len(set(f) & set(t)) / 10 for f, t in zip(coarse, truth)]) < recall  # the knobs act
+
+
+def test_bare_ivf_keeps_ids_deletes_and_reloads(rag: MedRAG, tmp_path: Path) -> None:
+    """IVF types keep chunk ids in their own lists (no IndexIDMap2 and its ~180 B/vector reverse map)."""
+    import faiss
+
+    from medrag.stores import FaissStore
+
+    ids, vectors = _real_vectors(rag, 8)
+    ids = ids * 7 + 3  # ids that are not positions
+    store = FaissStore(vectors.shape[1], "IVF8,SQ8", nprobe=8)
+    store.add(ids, vectors)
+    assert not store.staged and isinstance(faiss.downcast_index(store.index), faiss.IndexIVF)
+    assert store.search(vectors[:3], 1)[1][:, 0].tolist() == ids[:3].tolist()
+    assert store.delete(ids[:5]) == 5 and store.count() == len(ids) - 5
+    assert not set(store.search(vectors[:5], 10)[1].ravel().tolist()) & set(ids[:5].tolist())
+    store.save(tmp_path / "ivf.faiss")
+    again = FaissStore.load(tmp_path / "ivf.faiss", "IVF8,SQ8", nprobe=8)
+    assert again.count() == len(ids) - 5
+    assert again.search(vectors[10:13], 3)[1].tolist() == store.search(vectors[10:13], 3)[1].tolist()
+
+
+def test_hnsw_ef_search_comes_from_settings(small_index: Path, tmp_path: Path) -> None:
+    import faiss
+
+    rag = MedRAG.load(small_index)
+    ids, vectors = _real_vectors(rag, 0)
+    store = type(rag.vectors)(vectors.shape[1], "HNSW32", ef_search=7)
+    store.add(ids, vectors)
+    assert faiss.downcast_index(store.index.index).hnsw.efSearch == 7
+    store.save(tmp_path / "h.faiss")
+    loaded = type(rag.vectors).load(tmp_path / "h.faiss", "HNSW32", ef_search=99)
+    assert faiss.downcast_index(loaded.index.index).hnsw.efSearch == 99
+
+
+def test_ivf_pq_index_type_through_the_cli(tmp_path: Path) -> None:
+    """--index-type IVF...: a small index stays exact (flat) until it can be trained, and says so; the
+    saved settings bring the factory string and search knobs back on load."""
+    from .conftest import SMALL_CORPUS
+
+    index = tmp_path / "ivf"
+    medrag_cli("ingest", *SMALL_CORPUS[:3], "--index", index, "--index-type", "IVF16,PQ48", "--quiet",
+               check=True)
+    info = medrag_cli("info", "--index", index, check=True).stdout
+    assert "IVF16,PQ48 (too few vectors to train yet: searched exactly)" in info
+    rag = MedRAG.load(index, nprobe=4)
+    assert rag.vectors.factory == "IVF16,PQ48" and rag.vectors.staged and rag.vectors.params["nprobe"] == 4
+    hits = rag.retrieve(QUESTION, k=3, retriever="dense")
+    assert "blood pressure" in (hits[0].chunk.title + hits[0].chunk.text).lower()
+    exact = rag.embedder.embed_documents([h.chunk.embed_text for h in hits]) @ rag.embedder.embed_queries([QUESTION])[0]
+    assert np.allclose([h.score for h in hits], exact, atol=1e-4)  # searched exactly while untrained

@@ -16,7 +16,7 @@ def _load(args: argparse.Namespace) -> Any:
     from medrag.pipeline import MedRAG
     from medrag.settings import Settings
 
-    changes: dict[str, Any] = {"threads": args.threads}
+    changes: dict[str, Any] = {**Settings.parse_assignments(args.assignments), "threads": args.threads}
     if args.retriever:
         if "retriever" not in {f.name for f in dataclasses.fields(Settings)}:
             raise MedRAGError("this medrag has a single retriever: --retriever is not available")
@@ -56,6 +56,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retriever", help="dense, bm25 or hybrid (default: the index's setting)")
     parser.add_argument("--limit", type=int, help="only the first N questions")
     parser.add_argument("--threads", type=int, help="CPU threads for torch and FAISS (default: all cores)")
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                        help="change a query-time setting (repeatable), e.g. --set reranker=DIR --set nprobe=32")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

@@ -435,5 +435,7 @@ def evaluate_retrieval(rag: MedRAG, dataset: str, data_path: str | Path, out_dir
     _write_json(out / CONFIG, config)
     from medrag.evaluation.report import write_report
 
-    write_report(out, config, result, records, M.recall_curve(runs, gold, k, index_pmids))
+    curve = M.recall_curve(runs, gold, k, index_pmids)
+    _write_json(out / "recall_curve.json", [round(x, 6) for x in curve])
+    write_report(out, config, result, records, curve)
     return result

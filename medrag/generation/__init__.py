@@ -36,7 +36,10 @@ class Generator(Protocol):
 
     name: str
 
-    def generate(self, question: str, passages: Sequence[Chunk]) -> Generation: ...
+    def generate(self, question: str, passages: Sequence[Chunk],
+                 on_token: Callable[[str], None] | None = None) -> Generation:
+        """The answer; a generator that decodes token by token passes each piece to ``on_token`` as it comes."""
+        ...
 
 
 def _marker_numbers(body: str) -> list[int]:
@@ -98,18 +101,29 @@ def _hf(spec: str, *, max_new_tokens: int, threads: int, **_: object) -> Generat
     return HFGenerator(spec, max_new_tokens=max_new_tokens, threads=threads)
 
 
-#: named generators; any other spec is a Hugging Face causal LM (hub name or local directory)
-GENERATORS: dict[str, GeneratorFactory] = {"extractive": _extractive}
+def _openai(spec: str, *, max_new_tokens: int, openai_base_url: str = "", openai_api_key_env: str = "OPENAI_API_KEY",
+            openai_context_tokens: int = 4096, **_: object) -> Generator:
+    from medrag.generation.openai import OpenAIChatGenerator
+
+    return OpenAIChatGenerator(spec.removeprefix("openai:"), base_url=openai_base_url or None, api_key_env=openai_api_key_env,
+                               max_new_tokens=max_new_tokens, context_tokens=openai_context_tokens)
+
+
+#: named generators; ``prefix:`` specs by their prefix; any other spec is a Hugging Face causal LM
+#: (hub name or local directory)
+GENERATORS: dict[str, GeneratorFactory] = {"extractive": _extractive, "openai:": _openai}
 
 
 def make_generator(spec: str, *, embedder: Embedder | None, max_new_tokens: int = 128, n_sentences: int = 3,
-                   threads: int = 0) -> Generator:
-    """The generator named by ``spec``: a key of ``GENERATORS``, else a Hugging Face model (loaded lazily)."""
+                   threads: int = 0, **options: object) -> Generator:
+    """The generator named by ``spec``: a key of ``GENERATORS`` (or ``openai:MODEL``), else a Hugging Face model
+    (loaded lazily). ``options`` are backend settings (``openai_base_url`` ...)."""
     if not spec or not spec.strip():
         raise MedRAGError("empty generator name; use 'extractive' or a model name or directory")
-    factory = GENERATORS.get(spec, _hf)
+    prefix = spec.split(":", 1)[0] + ":" if ":" in spec else None
+    factory = GENERATORS.get(spec) or GENERATORS.get(prefix or "") or _hf
     return factory(spec, embedder=embedder, max_new_tokens=max_new_tokens, n_sentences=n_sentences,
-                   threads=threads)
+                   threads=threads, **options)
 
 
 __all__ = ["GENERATORS", "Generation", "Generator", "clean_citations", "make_generator"]

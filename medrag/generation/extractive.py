@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -62,8 +62,10 @@ class ExtractiveGenerator:
                     seen.setdefault(sentence, n)
         return list(seen.items())
 
-    def generate(self, question: str, passages: Sequence[Chunk]) -> Generation:
-        """The best sentences in score order, each followed by `` [n]`` of its passage."""
+    def generate(self, question: str, passages: Sequence[Chunk],
+                 on_token: Callable[[str], None] | None = None) -> Generation:
+        """The best sentences in score order, each followed by `` [n]`` of its passage (nothing to stream:
+        ``on_token`` is not called)."""
         in_prompt = list(range(1, len(passages) + 1))
         candidates = self.candidates(passages)
         if not candidates:

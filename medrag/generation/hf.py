@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -172,8 +172,9 @@ class HFGenerator:
         """``logits_to_keep=n`` where the model takes it: the full-vocabulary logits of only the last n positions."""
         return {"logits_to_keep": n} if self._accepts_logits_to_keep else {}
 
-    def generate(self, question: str, passages: Sequence[Chunk]) -> Generation:
-        """Greedy answer to ``question`` citing ``passages`` by their 1-based rank."""
+    def generate(self, question: str, passages: Sequence[Chunk],
+                 on_token: Callable[[str], None] | None = None) -> Generation:
+        """Greedy answer to ``question`` citing ``passages`` by their 1-based rank (``on_token``: streamed text)."""
         if not passages:
             return Generation("", [], 0, [], self.name)
         import torch
@@ -185,10 +186,23 @@ class HFGenerator:
         with torch.inference_mode():
             inputs = torch.tensor([ids], dtype=torch.long)
             output = self.model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs),
-                                         max_new_tokens=new_tokens, do_sample=False, pad_token_id=pad)
+                                         max_new_tokens=new_tokens, do_sample=False, pad_token_id=pad,
+                                         streamer=_streamer(tokenizer, on_token) if on_token else None)
         new = output[0, len(ids):].tolist()
         log.info("generated %d tokens from a %d-token prompt in %.2f s", len(new), len(ids),
                  time.perf_counter() - started)
         text = tokenizer.decode(new, skip_special_tokens=True).strip()
         text, cited, invalid = clean_citations(text, set(in_prompt))
         return Generation(text, cited, invalid, in_prompt, self.name)
+
+
+def _streamer(tokenizer: Any, on_token: Callable[[str], None]) -> Any:
+    """A transformers streamer handing each decoded piece of new text (never the prompt) to ``on_token``."""
+    from transformers import TextStreamer
+
+    class Callback(TextStreamer):
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            if text:
+                on_token(text)
+
+    return Callback(tokenizer, skip_prompt=True, skip_special_tokens=True)

@@ -11,7 +11,10 @@ from medrag.stores.faiss import FaissStore
 
 
 class VectorStore(Protocol):
-    """What the pipeline needs of a vector index; ids are the chunk store's row ids."""
+    """What the pipeline needs of a vector index; ids are the chunk store's row ids.
+
+    A backend is constructed as ``cls(dim, factory, **params)`` with the settings' query-time knobs.
+    """
 
     factory: str
     dim: int
@@ -27,7 +30,9 @@ class VectorStore(Protocol):
     def save(self, path: Path) -> None: ...
 
     @classmethod
-    def load(cls, path: Path) -> VectorStore: ...
+    def load(cls, path: Path, factory: str | None = None, **params: int) -> VectorStore:
+        """Read a saved index built as ``factory``; ``params`` are the query-time knobs (threads, nprobe...)."""
+        ...
 
     def count(self) -> int: ...
 

@@ -12,47 +12,135 @@ from medrag.errors import MedRAGError
 
 log = logging.getLogger(__name__)
 
+#: faiss recommends at least this many training points per centroid (IVF lists, PQ codebook entries)
+POINTS_PER_CENTROID = 39
+
+
+def _factory(dim: int, factory: str) -> faiss.Index:
+    try:
+        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        raise MedRAGError(f"invalid FAISS index type {factory!r}: {str(exc).splitlines()[0]}") from exc
+    ivf = faiss.try_extract_index_ivf(index)
+    for layer in [*_layers(index), *([faiss.downcast_index(ivf)] if ivf is not None else [])]:
+        if hasattr(layer, "do_polysemous_training"):  # ~40 s of training for codes search does not use
+            layer.do_polysemous_training = False
+    return index
+
+
+def _wrap(index: faiss.Index) -> faiss.Index:
+    """The index with chunk-row ids: IVF indexes keep ids in their lists; others go inside an ``IndexIDMap2``
+    (whose reverse map costs ~180 bytes a vector, which is why IVF is left bare)."""
+    return index if isinstance(faiss.downcast_index(index), faiss.IndexIVF) else faiss.IndexIDMap2(index)
+
+
+def inner(index: faiss.Index) -> faiss.Index:
+    """The index inside an id map (or ``index`` itself when it has none). The caller keeps ``index`` alive:
+    the result does not own its memory."""
+    concrete = faiss.downcast_index(index)
+    return faiss.downcast_index(concrete.index) if isinstance(concrete, faiss.IndexIDMap) else concrete
+
+
+def training_size(index: faiss.Index) -> int:
+    """Vectors an untrained index is trained on: enough for its coarse lists and PQ codebooks."""
+    need = 0
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        need = max(need, POINTS_PER_CENTROID * ivf.nlist)
+    for layer in _layers(index):
+        pq = getattr(layer, "pq", None)
+        if pq is not None:
+            need = max(need, POINTS_PER_CENTROID * (1 << pq.nbits))
+    return max(need, 1)
+
+
+def _layers(index: faiss.Index) -> list[faiss.Index]:
+    """``index`` and the indexes it wraps (id map, refine, pre-transform), outermost first."""
+    out, seen = [], faiss.downcast_index(index)
+    while seen is not None:
+        out.append(seen)
+        inner = getattr(seen, "base_index", None) or getattr(seen, "index", None)
+        seen = faiss.downcast_index(inner) if isinstance(inner, faiss.Index) else None
+    return out
+
 
 class FaissStore:
-    """A FAISS index (``"Flat"``, ``"HNSW32"``, ``"IVF4096,PQ48"`` ...) wrapped in an id map."""
+    """A FAISS index (``"Flat"``, ``"HNSW32"``, ``"IVF4096,PQ48"`` ...) wrapped in an id map.
 
-    def __init__(self, dim: int, factory: str = "Flat", *, threads: int = 0) -> None:
+    An index type that needs training (IVF, PQ) keeps its vectors in an exact flat index until
+    ``training_size`` of them have been added, then is trained on those and takes them all; until then
+    (and when saved so) it searches exactly. ``ef_search`` (HNSW), ``nprobe`` (IVF) and ``k_factor``
+    (``RFlat`` refinement) are query-time knobs.
+    """
+
+    def __init__(self, dim: int, factory: str = "Flat", *, threads: int = 0, ef_search: int = 64,
+                 nprobe: int = 16, k_factor: int = 4) -> None:
         faiss.omp_set_num_threads(threads or os.cpu_count() or 1)
-        try:
-            inner = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-        except RuntimeError as exc:
-            raise MedRAGError(f"invalid FAISS index type {factory!r}: {str(exc).splitlines()[0]}") from exc
         self.factory = factory
-        self.index = faiss.IndexIDMap2(inner)
+        self.params = {"efSearch": ef_search, "nprobe": nprobe, "k_factor": k_factor}
+        self.index = _wrap(_factory(dim, factory))
+        self._staged: faiss.IndexIDMap2 | None = None  # exact index for the vectors before training
+        if not self.index.is_trained:
+            self._staged = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self._doomed: set[int] = set()  # ids to drop from an index type that cannot remove (HNSW)
+        self._tune()
 
     @property
     def dim(self) -> int:
         return int(self.index.d)
 
+    @property
+    def staged(self) -> bool:
+        """True while an index type that needs training still holds its vectors in an exact flat index."""
+        return self._staged is not None
+
+    @property
+    def _live(self) -> faiss.Index:
+        return self._staged if self._staged is not None else self.index
+
+    def _tune(self) -> None:
+        """Apply the query-time parameters to whichever layers have them."""
+        for layer in _layers(self.index):
+            if hasattr(layer, "hnsw"):
+                layer.hnsw.efSearch = int(self.params["efSearch"])
+            if isinstance(layer, faiss.IndexRefine):
+                layer.k_factor = float(self.params["k_factor"])
+        ivf = faiss.try_extract_index_ivf(inner(self.index))
+        if ivf is not None:
+            ivf.nprobe = int(self.params["nprobe"])
+
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.shape[1] != self.dim:
-            raise MedRAGError(f"vectors of dimension {vectors.shape[1]} do not fit an index of dimension {self.dim}")
-        if not self.index.is_trained:
-            log.info("training %s on %d vectors", self.factory, len(vectors))
-            self.index.train(vectors)
-        self.index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise MedRAGError(f"vectors of shape {vectors.shape} do not fit an index of dimension {self.dim}")
+        self._live.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+        if self._staged is not None and self._staged.ntotal >= training_size(inner(self.index)):
+            self._train()
+
+    def _train(self) -> None:
+        """Train the real index on the staged vectors and move them all into it."""
+        staged, self._staged = self._staged, None
+        ids = faiss.vector_to_array(staged.id_map).astype(np.int64)
+        vectors = faiss.rev_swig_ptr(faiss.downcast_index(staged.index).get_xb(), staged.ntotal * self.dim)
+        vectors = np.array(vectors, dtype=np.float32).reshape(-1, self.dim)
+        log.info("training %s on %d vectors", self.factory, len(vectors))
+        self.index.train(vectors)
+        self.index.add_with_ids(vectors, ids)
+        self._tune()
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         self._purge()
         if self.count() == 0 or k <= 0:
             n = len(queries)
             return np.zeros((n, max(k, 0)), np.float32), np.full((n, max(k, 0)), -1, np.int64)
-        scores, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-        return scores, ids
+        return self._live.search(np.ascontiguousarray(queries, dtype=np.float32), k)
 
     def delete(self, ids: np.ndarray) -> int:
         if len(ids) == 0:
             return 0
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         try:
-            return int(self.index.remove_ids(ids))
+            return int(self._live.remove_ids(ids))
         except RuntimeError:  # e.g. HNSW: rebuilt without them once, at the next search, count or save
             present = set(faiss.vector_to_array(self.index.id_map).tolist())
             before = len(self._doomed)
@@ -67,30 +155,40 @@ class FaissStore:
         keep = np.array([i for i in all_ids if int(i) not in self._doomed], dtype=np.int64)
         vectors = np.vstack([self.index.reconstruct(int(i)) for i in keep]) if len(keep) else None
         log.info("rebuilding the %s index without %d deleted vectors", self.factory, len(self._doomed))
-        fresh = FaissStore(self.dim, self.factory)
+        fresh = _wrap(_factory(self.dim, self.factory))
         if vectors is not None:
-            fresh.add(keep, vectors)
-        self.index, self._doomed = fresh.index, set()
+            fresh.add_with_ids(vectors, keep)
+        self.index, self._doomed = fresh, set()
+        self._tune()
 
     def count(self) -> int:
         self._purge()
-        return int(self.index.ntotal)
+        return int(self._live.ntotal)
 
     def save(self, path: Path) -> None:
-        """Write the index to ``path`` (the caller makes the write atomic)."""
+        """Write the index to ``path`` (the caller makes the write atomic); staged vectors are saved flat."""
         self._purge()
-        faiss.write_index(self.index, str(path))
+        faiss.write_index(self._live, str(path))
 
     @classmethod
-    def load(cls, path: Path) -> FaissStore:
-        store = cls.__new__(cls)
-        store._doomed = set()
+    def load(cls, path: Path, factory: str | None = None, *, threads: int = 0, ef_search: int = 64,
+             nprobe: int = 16, k_factor: int = 4) -> FaissStore:
+        """Read a saved index; ``factory`` is the type it was built as (a flat file of an untrained type is
+        its staged vectors)."""
         try:
-            store.index = faiss.read_index(str(path))
+            index = faiss.read_index(str(path))
         except RuntimeError as exc:
             raise MedRAGError(f"cannot read FAISS index {path}: {str(exc).splitlines()[0]}") from exc
-        if not isinstance(store.index, faiss.IndexIDMap2):
-            store.index = faiss.downcast_index(store.index)
-        inner = faiss.downcast_index(store.index.index)
-        store.factory = type(inner).__name__.removeprefix("Index")
+        faiss.omp_set_num_threads(threads or os.cpu_count() or 1)
+        base = inner(index)
+        store = cls.__new__(cls)
+        store.factory = factory or type(base).__name__.removeprefix("Index")
+        store.params = {"efSearch": ef_search, "nprobe": nprobe, "k_factor": k_factor}
+        store._doomed = set()
+        store.index, store._staged = index, None
+        if factory is not None and isinstance(base, faiss.IndexFlat):
+            target = _factory(index.d, factory)
+            if not target.is_trained:  # saved before it had enough vectors to train
+                store.index, store._staged = _wrap(target), index
+        store._tune()
         return store
