@@ -25,7 +25,7 @@ import numpy as np
 
 from medrag import MedRAG
 from medrag.evaluation.datasets import load as load_questions
-from medrag.stores.faiss import FaissStore
+from medrag.stores.faiss import FaissStore, flat_vectors
 from medrag.stores.faiss import inner as stored_inner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +61,7 @@ def real_vectors(index: Path, questions: list[str], rag: MedRAG) -> tuple[np.nda
     inner = stored_inner(rag.vectors.index)
     if not isinstance(inner, faiss.IndexFlat):
         raise SystemExit(f"{index} is not a Flat index: its exact vectors cannot be read back")
-    corpus = faiss.rev_swig_ptr(inner.get_xb(), inner.ntotal * inner.d).reshape(-1, inner.d).copy()
+    corpus = flat_vectors(inner)
     queries = rag.embedder.embed_queries(questions)
     np.save(corpus_path, corpus)
     np.save(query_path, queries)

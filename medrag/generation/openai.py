@@ -21,6 +21,7 @@ from medrag.documents import Chunk
 from medrag.errors import MedRAGError
 from medrag.generation import Generation, clean_citations
 from medrag.generation.prompt import pack_prompt
+from medrag.http import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ class OpenAIChatGenerator:
                 return urllib.request.urlopen(request, timeout=self.timeout)  # noqa: S310 - a URL the user set
             except urllib.error.HTTPError as exc:
                 if exc.code in (429, 500, 502, 503, 504) and attempt < RETRIES:
-                    time.sleep(float(exc.headers.get("Retry-After") or 2 ** attempt))
+                    wait = retry_after(exc.headers.get("Retry-After"))
+                    time.sleep(2 ** attempt if wait is None else wait)
                     continue
                 detail = exc.read(300).decode("utf-8", "replace").replace("\n", " ")
                 raise MedRAGError(f"{self.base_url} answered HTTP {exc.code}: {detail}") from exc
@@ -105,10 +107,10 @@ class OpenAIChatGenerator:
         """Greedy answer to ``question`` citing ``passages`` by their 1-based rank."""
         if not passages:
             return Generation("", [], 0, [], self.name)
-        packed = pack_prompt(self.tokenizer, question, passages, self.context_tokens,
-                             min(self.max_new_tokens, self.context_tokens // 4))
+        new_tokens = min(self.max_new_tokens, self.context_tokens // 4)  # what the packed prompt leaves room for
+        packed = pack_prompt(self.tokenizer, question, passages, self.context_tokens, new_tokens)
         body = {"model": self.model, "messages": [{"role": "user", "content": packed.text}], "temperature": 0,
-                "max_tokens": self.max_new_tokens, "stream": on_token is not None}
+                "max_tokens": new_tokens, "stream": on_token is not None}
         started = time.perf_counter()
         with self._request(body) as response:
             if on_token is None:

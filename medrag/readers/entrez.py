@@ -25,8 +25,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from http.client import HTTPException
 from io import BytesIO
 from pathlib import Path
@@ -36,6 +34,7 @@ from lxml import etree
 from tqdm.auto import tqdm
 
 from medrag.errors import MedRAGError
+from medrag.http import retry_after
 from medrag.readers._util import XML_SAFE
 
 log = logging.getLogger(__name__)
@@ -220,28 +219,12 @@ class _Client:
             reason = f"HTTP {e.code} {e.reason}".rstrip()
             e.close()
             if e.code == 429 or e.code >= 500:
-                raise _Retry(reason, _retry_after(e.headers.get("Retry-After"))) from None
+                raise _Retry(reason, retry_after(e.headers.get("Retry-After"))) from None
             raise MedRAGError(f"{what} failed: {reason} ({url})") from None
         except urllib.error.URLError as e:
             raise _Retry(f"cannot connect ({e.reason})") from None
         except (HTTPException, OSError) as e:  # timeouts, resets, truncated bodies
             raise _Retry(f"connection failed ({type(e).__name__}: {e})") from None
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), if any."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 def _parse_esearch(body: bytes) -> dict[str, Any]:

@@ -41,6 +41,11 @@ def inner(index: faiss.Index) -> faiss.Index:
     return faiss.downcast_index(concrete.index) if isinstance(concrete, faiss.IndexIDMap) else concrete
 
 
+def flat_vectors(flat: faiss.IndexFlat) -> np.ndarray:
+    """A copy of the vectors a flat index holds, in insertion order."""
+    return faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * flat.d).reshape(-1, flat.d).astype(np.float32)
+
+
 def training_size(index: faiss.Index) -> int:
     """Vectors an untrained index is trained on: enough for its coarse lists and PQ codebooks."""
     need = 0
@@ -121,8 +126,7 @@ class FaissStore:
         """Train the real index on the staged vectors and move them all into it."""
         staged, self._staged = self._staged, None
         ids = faiss.vector_to_array(staged.id_map).astype(np.int64)
-        vectors = faiss.rev_swig_ptr(faiss.downcast_index(staged.index).get_xb(), staged.ntotal * self.dim)
-        vectors = np.array(vectors, dtype=np.float32).reshape(-1, self.dim)
+        vectors = flat_vectors(inner(staged))
         log.info("training %s on %d vectors", self.factory, len(vectors))
         self.index.train(vectors)
         self.index.add_with_ids(vectors, ids)
@@ -179,16 +183,13 @@ class FaissStore:
             index = faiss.read_index(str(path))
         except RuntimeError as exc:
             raise MedRAGError(f"cannot read FAISS index {path}: {str(exc).splitlines()[0]}") from exc
-        faiss.omp_set_num_threads(threads or os.cpu_count() or 1)
         base = inner(index)
-        store = cls.__new__(cls)
+        store = cls(index.d, factory or "Flat", threads=threads, ef_search=ef_search, nprobe=nprobe,
+                    k_factor=k_factor)
         store.factory = factory or type(base).__name__.removeprefix("Index")
-        store.params = {"efSearch": ef_search, "nprobe": nprobe, "k_factor": k_factor}
-        store._doomed = set()
-        store.index, store._staged = index, None
-        if factory is not None and isinstance(base, faiss.IndexFlat):
-            target = _factory(index.d, factory)
-            if not target.is_trained:  # saved before it had enough vectors to train
-                store.index, store._staged = _wrap(target), index
-        store._tune()
+        if store.staged and isinstance(base, faiss.IndexFlat):
+            store._staged = index  # saved before it had enough vectors to train
+        else:
+            store.index, store._staged = index, None
+            store._tune()
         return store
