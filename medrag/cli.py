@@ -11,6 +11,7 @@ from pathlib import Path
 
 from medrag import MedRAG, MedRAGError, Settings
 from medrag.corpus import PubMedQuery
+from medrag.training import LOSSES
 from medrag.evaluation.cli import register as register_eval
 from medrag.readers.entrez import NCBI_EUTILS
 from medrag.settings import RETRIEVERS
@@ -40,8 +41,16 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     pubmed = PubMedQuery(email=args.email or os.environ.get("NCBI_EMAIL"), download_dir=args.index / "downloads",
                          max_records=args.max, api_key=args.api_key or os.environ.get("NCBI_API_KEY"),
                          base_url=args.eutils_url)
-    report = rag.ingest(args.paths, save_to=args.index, skip_bad=args.skip_bad, progress=not args.quiet,
-                        pubmed=pubmed)
+    if args.engine == "ray":
+        from medrag.distributed import ingest_ray
+
+        report = ingest_ray(rag, args.paths, args.index, address=args.address, workers=args.workers,
+                            threads=args.threads, skip_bad=args.skip_bad, progress=not args.quiet, pubmed=pubmed)
+    else:
+        if args.address or args.workers:
+            raise MedRAGError("--address and --workers apply to --engine ray")
+        report = rag.ingest(args.paths, save_to=args.index, skip_bad=args.skip_bad, progress=not args.quiet,
+                            pubmed=pubmed)
     print(report.summary(), file=sys.stderr)
     print(f"index: {args.index} ({rag.chunks.count_documents()} documents, {rag.chunks.count()} chunks)")
     return 0
@@ -89,7 +98,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = training.TrainConfig(base=args.base, epochs=args.epochs, batch_size=args.batch_size,
                                   learning_rate=args.learning_rate, max_pairs=args.max_pairs, seed=args.seed,
                                   threads=args.threads or 0, negatives=getattr(args, "negatives", 1),
-                                  max_seq_length=args.max_seq_length)
+                                  hard_negatives=getattr(args, "hard_negatives", 0),
+                                  loss=getattr(args, "loss", "mnrl"), max_seq_length=args.max_seq_length,
+                                  device=args.device or "")
     pairs = training.training_pairs(args.data)
     print(f"training on {min(len(pairs), args.max_pairs or len(pairs))} of {len(pairs)} question-passage pairs",
           file=sys.stderr)
@@ -114,6 +125,7 @@ def _train_parser(sub: argparse._SubParsersAction, kind: str, help_text: str, ba
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--max-seq-length", type=int, default=128, help="tokens per text while training (default 128)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
+    parser.add_argument("--device", help="torch device, e.g. cpu or cuda (default: a GPU when there is one)")
     parser.set_defaults(run=_cmd_train, kind=kind)
     return parser
 
@@ -128,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_args(ingest, build=True)
     ingest.add_argument("--skip-bad", action="store_true", help="skip unreadable files and list them at the end")
     ingest.add_argument("--quiet", action="store_true", help="no progress bars")
+    dist = ingest.add_argument_group("distributed embedding (pip install 'medrag[ray]')")
+    dist.add_argument("--engine", choices=("local", "ray"), default="local",
+                      help="local (default), or ray: embed shards on a Ray pool, then merge into the index")
+    dist.add_argument("--address", help="ray: join the cluster at this address (default: start a local Ray)")
+    dist.add_argument("--workers", type=int, help="ray: embedding actors (default: one per two local cores)")
     live = ingest.add_argument_group("live PubMed (paths of the form pubmed:QUERY)")
     live.add_argument("--max", type=int, default=1000, help="most citations to fetch per query (default 1000)")
     live.add_argument("--email", help="your email, sent to NCBI as E-utilities require (or $NCBI_EMAIL)")
@@ -158,8 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print as JSON")
     info.set_defaults(run=_cmd_info)
 
-    _train_parser(sub, "embedder", "fine-tune the embedder on question-passage pairs (in-batch negatives)",
-                  batch_size=64, learning_rate=5e-5)
+    embedder = _train_parser(sub, "embedder", "fine-tune the embedder on question-passage pairs (in-batch negatives)",
+                             batch_size=64, learning_rate=5e-5)
+    embedder.add_argument("--hard-negatives", type=int, default=0,
+                          help="BM25-mined negatives per pair beside the in-batch ones (default 0)")
+    embedder.add_argument("--loss", choices=LOSSES, default="mnrl",
+                          help="mnrl (default), or gist: the base model masks likely false in-batch negatives")
     reranker = _train_parser(sub, "reranker", "train a cross-encoder reranker on question-passage pairs",
                              batch_size=32, learning_rate=5e-5)
     reranker.add_argument("--negatives", type=int, default=1, help="BM25-mined negatives per pair (default 1)")

@@ -22,6 +22,15 @@ PACKAGED_MODELS = {
 PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
+def torch_device(name: str = "") -> str:
+    """``name``, or with none given "cuda" when torch sees a GPU, else "cpu"."""
+    if name:
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def resolve_model_path(name: str) -> str:
     """A local path for ``name``: an existing directory, a packaged model, or the name itself (hub)."""
     if Path(name).expanduser().is_dir():
@@ -41,7 +50,8 @@ class Embedder:
     """Turns texts into L2-normalised float32 vectors; one instance per model."""
 
     def __init__(self, name: str = DEFAULT_MODEL, *, precision: str = "fp32", query_prompt: str = "",
-                 document_prompt: str = "", batch_size: int = 64, threads: int = 0, query_model: str = "") -> None:
+                 document_prompt: str = "", batch_size: int = 64, threads: int = 0, query_model: str = "",
+                 device: str = "") -> None:
         if precision not in PRECISIONS:
             raise MedRAGError(f"unknown embedder precision {precision!r}; choose from {', '.join(PRECISIONS)}")
         self.name = name
@@ -51,6 +61,7 @@ class Embedder:
         self.batch_size = batch_size
         self.threads = threads or os.cpu_count() or 1
         self.query_model_name = query_model  # an asymmetric pair's query encoder (MedCPT-style); "" = same
+        self.device = device  # "" = a GPU when torch sees one, else the CPU
 
     @cached_property
     def model(self):  # noqa: ANN201 - a SentenceTransformer
@@ -77,7 +88,7 @@ class Embedder:
         torch.set_num_threads(self.threads)
         path = resolve_model_path(name)
         try:
-            model = SentenceTransformer(path, device="cpu",
+            model = SentenceTransformer(path, device=torch_device(self.device),
                                         local_files_only=os.environ.get("HF_HUB_OFFLINE") == "1")
         except Exception as exc:  # noqa: BLE001 - any load failure is the user's model choice
             raise MedRAGError(f"cannot load embedding model {name!r} (offline: use a local directory "

@@ -51,13 +51,18 @@ class IngestReport:
     deleted: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    shards: int = 0  # the Ray engine: shards embedded in this run
+    shard_seconds: float = 0.0  # the Ray engine: seconds spent embedding them (before the merge)
 
     def summary(self) -> str:
-        rate = self.documents / self.seconds if self.seconds else 0.0
+        total = self.seconds + self.shard_seconds
+        rate = self.documents / total if total else 0.0
         text = (f"{self.files} files ({self.unchanged_files} already ingested): {self.documents} documents added "
                 f"({self.chunks} chunks), {self.replaced} replaced, {self.unchanged} unchanged, "
                 f"{self.duplicates} duplicates, {self.deleted} deleted, {len(self.skipped)} files skipped, "
-                f"in {self.seconds:.1f} s ({rate:.1f} documents/s)")
+                f"in {total:.1f} s ({rate:.1f} documents/s)")
+        if self.shard_seconds:
+            text += f"; Ray embedded {self.shards} shards in {self.shard_seconds:.1f} s, the merge took {self.seconds:.1f} s"
         return "\n".join([text, *(f"  skipped {path}: {why}" for path, why in self.skipped)])
 
 
@@ -167,8 +172,9 @@ class MedRAG:
         return rag
 
     # -- ingest ----------------------------------------------------------------------------------
-    def ingest(self, paths: Iterable[str | Path], *, save_to: str | Path | None = None, skip_bad: bool = False,
-               progress: bool = True, pubmed: corpus.PubMedQuery | None = None) -> IngestReport:
+    def ingest(self, paths: Iterable[str | Path | corpus.Source], *, save_to: str | Path | None = None, skip_bad: bool = False,
+               progress: bool = True, pubmed: corpus.PubMedQuery | None = None,
+               vectors: Callable[[list[str]], np.ndarray] | None = None) -> IngestReport:
         """Read, chunk, embed and store every document in ``paths`` (files, folders, recipes).
 
         Every file is parsed once up front, so a bad file stops the ingest before anything changes
@@ -176,21 +182,16 @@ class MedRAG:
         ``checkpoint_chunks`` new chunks and at the end, with how far each file got: re-running the
         same command after a crash skips finished files and resumes the one it was in.
         ``pubmed:QUERY`` paths are downloaded first through E-utilities as ``pubmed`` says.
+        ``vectors`` maps chunk texts to their vectors when they were embedded elsewhere (``medrag.distributed``).
         """
         start = time.perf_counter()
         report = IngestReport()
+        self.chunks.to_memory()  # an index opened on disk is changed in memory, then saved atomically
         changes_before = self.chunks.db.total_changes
-        sources = corpus.expand(paths, pubmed, progress)
-        checked: list[tuple[corpus.Source, int]] = []
-        for src in tqdm(sources, desc="checking", unit="file", disable=not progress or len(sources) < 2):
-            try:
-                checked.append((src, sum(1 for _ in readers.read(src.path, src.format))))
-            except MedRAGError as exc:
-                if not skip_bad:
-                    raise
-                report.skipped.append((str(src.path), str(exc)))
-        report.files = len(checked)
-        self.embedder.model  # noqa: B018 - load the model before the progress bar starts
+        checked = check_sources(corpus.expand(paths, pubmed, progress), report, skip_bad, progress)
+        embed = vectors or self.embedder.embed_documents
+        if vectors is None:
+            self.embedder.model  # noqa: B018 - load the model before the progress bar starts
         bar = tqdm(total=sum(n for _, n in checked), desc="ingesting", unit="doc", disable=not progress)
         pending: dict[str, tuple[Document, list[Chunk], str]] = {}
         pending_hashes: set[str] = set()
@@ -200,10 +201,10 @@ class MedRAG:
         def flush() -> None:
             nonlocal since_save, pending_chunks
             texts = [c.embed_text for _, cs, _ in pending.values() for c in cs]
-            vectors = self.embedder.embed_documents(texts)
+            embedded = embed(texts)
             ids = np.asarray([i for doc, cs, file in pending.values() for i in self.chunks.add(doc, cs, file)],
                              dtype=np.int64)
-            self.vectors.add(ids, vectors)
+            self.vectors.add(ids, embedded)
             if self.lexical is not None:
                 self.lexical.add(ids, texts)
             for key, fingerprint, n in finished:
@@ -218,7 +219,7 @@ class MedRAG:
             pending_chunks = 0
 
         for src, n_records in checked:
-            key, fingerprint = _file_key(src)
+            key, fingerprint = file_key(src)
             done, complete = self.chunks.file_progress(key, fingerprint)
             if complete:
                 report.unchanged_files += 1
@@ -234,8 +235,7 @@ class MedRAG:
                     report.deleted += self._delete(record.id)
                     bar.update(1)
                     continue
-                if src.source_type:
-                    record = replace(record, metadata={**record.metadata, "source_type": src.source_type})
+                record = tag_source(record, src)
                 digest = record.content_hash
                 old = self.chunks.document_hash(record.id)
                 if old == digest:
@@ -353,7 +353,30 @@ class MedRAG:
                 "settings": self.settings.to_dict()}
 
 
-def _file_key(src: corpus.Source) -> tuple[str, str]:
+def check_sources(sources: Sequence[corpus.Source], report: IngestReport, skip_bad: bool,
+                  progress: bool) -> list[tuple[corpus.Source, int]]:
+    """Parse every source once: (source, records) for the readable ones; a bad one raises, or with
+    ``skip_bad`` is listed in ``report.skipped``."""
+    checked: list[tuple[corpus.Source, int]] = []
+    for src in tqdm(sources, desc="checking", unit="file", disable=not progress or len(sources) < 2):
+        try:
+            checked.append((src, sum(1 for _ in readers.read(src.path, src.format))))
+        except MedRAGError as exc:
+            if not skip_bad:
+                raise
+            report.skipped.append((str(src.path), str(exc)))
+    report.files = len(checked)
+    return checked
+
+
+def tag_source(record: Document, src: corpus.Source) -> Document:
+    """``record`` with its recipe's ``source_type``, when the recipe sets one."""
+    if not src.source_type:
+        return record
+    return replace(record, metadata={**record.metadata, "source_type": src.source_type})
+
+
+def file_key(src: corpus.Source) -> tuple[str, str]:
     """A source file's identity (its resolved path) and version (size, mtime, format, source type)."""
     stat = src.path.stat()
     return str(src.path.resolve()), f"{stat.st_size}:{stat.st_mtime_ns}:{src.format}:{src.source_type}"

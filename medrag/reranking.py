@@ -8,7 +8,7 @@ from functools import cached_property
 
 import numpy as np
 
-from medrag.embedding import resolve_model_path
+from medrag.embedding import resolve_model_path, torch_device
 from medrag.errors import MedRAGError
 
 log = logging.getLogger(__name__)
@@ -17,10 +17,11 @@ log = logging.getLogger(__name__)
 class Reranker:
     """A sentence-transformers ``CrossEncoder`` by name or directory (e.g. one ``medrag train-reranker`` made)."""
 
-    def __init__(self, name: str, *, batch_size: int = 32, threads: int = 0) -> None:
+    def __init__(self, name: str, *, batch_size: int = 32, threads: int = 0, device: str = "") -> None:
         self.name = name
         self.batch_size = batch_size
         self.threads = threads or os.cpu_count() or 1
+        self.device = device  # "" = a GPU when torch sees one, else the CPU
 
     @cached_property
     def model(self):  # noqa: ANN201 - a CrossEncoder
@@ -29,7 +30,7 @@ class Reranker:
 
         torch.set_num_threads(self.threads)
         try:
-            model = CrossEncoder(resolve_model_path(self.name), device="cpu",
+            model = CrossEncoder(resolve_model_path(self.name), device=torch_device(self.device),
                                  local_files_only=os.environ.get("HF_HUB_OFFLINE") == "1")
         except Exception as exc:  # noqa: BLE001 - any load failure is the user's model choice
             raise MedRAGError(f"cannot load reranker {self.name!r} (offline: use a local directory): "

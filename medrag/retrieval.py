@@ -101,7 +101,9 @@ class Retriever:
         if len(sides) == 1:
             ids, scores = sides[0]
             return [(int(i), float(s)) for i, s in zip(ids, scores) if i >= 0]
+        share = self.settings.dense_weight  # the dense side comes first; 0.5 weighs both sides 1
+        weights = (2 * share, 2 * (1 - share))
         if self.settings.fusion == "rrf":
-            return fusion.rrf([ids for ids, _ in sides], k=self.settings.rrf_k)
-        return fusion.score_fusion([(ids[ids >= 0], s[ids >= 0]) for ids, s in sides],
+            return fusion.rrf([ids for ids, _ in sides], k=self.settings.rrf_k, weights=weights)
+        return fusion.score_fusion([(ids[ids >= 0], s[ids >= 0]) for ids, s in sides], weights,
                                    normalize=self.settings.fusion)

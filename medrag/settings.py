@@ -46,6 +46,7 @@ class Settings:
     retriever: str = "hybrid"  # dense | bm25 | hybrid
     fusion: str = "rrf"  # rrf | minmax | zscore
     rrf_k: int = 60
+    dense_weight: float = 0.5  # hybrid: the dense list's share of the fusion (BM25 gets the rest)
     fusion_candidates: int = 100  # each retriever's top-n that hybrid fusion ranks
     k: int = 5
     reranker: str = ""  # a cross-encoder name or directory (medrag train-reranker) re-scoring the top passages
@@ -71,6 +72,8 @@ class Settings:
             raise MedRAGError(f"unknown retriever {self.retriever!r}; choose from {', '.join(RETRIEVERS)}")
         if self.fusion not in FUSIONS:
             raise MedRAGError(f"unknown fusion {self.fusion!r}; choose from {', '.join(FUSIONS)}")
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise MedRAGError(f"dense_weight is the dense list's share of hybrid fusion: 0 to 1, not {self.dense_weight}")
         if self.retriever != "dense" and not self.lexical:
             raise MedRAGError(f"the {self.retriever} retriever needs the BM25 index (lexical=true)")
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from medrag.embedding import DEFAULT_MODEL, resolve_model_path
+from medrag.embedding import DEFAULT_MODEL, resolve_model_path, torch_device
 from medrag.errors import MedRAGError
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,9 @@ class TrainConfig:
     max_pairs: int = 0  # 0: all
     max_seq_length: int = 128  # tokens per text while training (BioASQ snippets fit; cost grows with it)
     negatives: int = 1  # reranker: BM25-mined negatives per positive pair
+    hard_negatives: int = 0  # embedder: BM25-mined negatives per pair, beside MNRL's in-batch ones
+    loss: str = "mnrl"  # embedder: mnrl | gist (in-batch negatives the base model ranks above the gold are skipped)
+    device: str = ""  # "" = a GPU when torch sees one, else the CPU
     seed: int = 13
     threads: int = 0
 
@@ -138,7 +141,7 @@ def _arguments(config: TrainConfig, out: Path, cls: type, **extra: Any) -> Any:
     return cls(output_dir=str(out.with_name(f".{out.name}.checkpoints")), num_train_epochs=config.epochs,
                per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
                warmup_steps=config.warmup_ratio, seed=config.seed, save_strategy="no", report_to=[],
-               logging_steps=50, disable_tqdm=False, use_cpu=True, **extra)
+               logging_steps=50, disable_tqdm=False, use_cpu=torch_device(config.device) == "cpu", **extra)
 
 
 def train_embedder(pairs: Sequence[Pair], out: str | Path, config: TrainConfig | None = None) -> Path:
@@ -149,29 +152,56 @@ def train_embedder(pairs: Sequence[Pair], out: str | Path, config: TrainConfig |
     """
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.training_args import (
         BatchSamplers, SentenceTransformerTrainingArguments)
 
     config = config or TrainConfig()
+    if config.loss not in LOSSES:
+        raise MedRAGError(f"unknown training loss {config.loss!r}; choose from {', '.join(LOSSES)}")
+    if config.loss == "gist" and config.hard_negatives > 1:
+        raise MedRAGError("the gist loss takes at most one hard negative per pair")
     out = Path(out)
     _threads(config)
     chosen = _sample(pairs, config)
-    model = SentenceTransformer(resolve_model_path(config.base), device="cpu")
+    model = SentenceTransformer(resolve_model_path(config.base), device=torch_device(config.device))
     saved_length = model.max_seq_length
     model.max_seq_length = min(config.max_seq_length, saved_length)
-    data = Dataset.from_dict({"anchor": [p.question for p in chosen], "positive": [p.passage for p in chosen]})
+    columns = {"anchor": [p.question for p in chosen], "positive": [p.passage for p in chosen]}
+    if config.hard_negatives:  # (anchor, positive, negative_1..n) rows: MNRL scores them beside the batch's
+        pools = negative_pools(chosen)
+        rng = random.Random(config.seed)
+        rows = [_pick(pools[p.question], config.hard_negatives, rng) for p in chosen]
+        for n in range(config.hard_negatives):
+            columns[f"negative_{n + 1}"] = [row[n] for row in rows]
+    data = Dataset.from_dict(columns)
     args = _arguments(config, out, SentenceTransformerTrainingArguments, batch_sampler=BatchSamplers.NO_DUPLICATES)
     start = time.perf_counter()
-    SentenceTransformerTrainer(model=model, args=args, train_dataset=data,
-                               loss=MultipleNegativesRankingLoss(model)).train()
+    SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=_loss(model, config)).train()
     model.max_seq_length = saved_length  # the index chunks to the model's own limit
     _finish(model, out, "embedder", chosen, config, time.perf_counter() - start)
     return out
 
 
-def mine_negatives(pairs: Sequence[Pair], per_pair: int, seed: int = 13) -> list[tuple[str, str]]:
-    """For each pair, ``per_pair`` passages that BM25 ranks high for its question but that are not gold for it."""
+LOSSES = ("mnrl", "gist")
+
+
+def _loss(model: Any, config: TrainConfig) -> Any:
+    """The contrastive loss ``config.loss`` names, over ``model``."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.losses import GISTEmbedLoss, MultipleNegativesRankingLoss
+
+    if config.loss == "mnrl":
+        return MultipleNegativesRankingLoss(model)
+    if config.loss == "gist":  # the untrained base model guides: it masks likely false negatives
+        guide = SentenceTransformer(resolve_model_path(config.base), device=torch_device(config.device))
+        guide.max_seq_length = model.max_seq_length
+        return GISTEmbedLoss(model, guide)
+    raise AssertionError(config.loss)  # train_embedder checked it
+
+
+def negative_pools(pairs: Sequence[Pair], size: int = 10) -> dict[str, list[str]]:
+    """For each question, the ``size`` passages of ``pairs`` that BM25 ranks highest for it but that are not
+    gold for it: hard negatives."""
     from medrag.lexical import BM25Store
 
     import numpy as np
@@ -184,15 +214,32 @@ def mine_negatives(pairs: Sequence[Pair], per_pair: int, seed: int = 13) -> list
     store = BM25Store()
     store.add(np.arange(len(passages), dtype=np.int64), passages)
     questions = list(gold)
-    _, ranked = store.search(questions, min(len(passages), 30))
+    _, ranked = store.search(questions, min(len(passages), 3 * size))
+    pools = {question: [passages[i] for i in row if i >= 0 and int(i) not in gold[question]][:size]
+             for question, row in zip(questions, ranked)}
+    rng = random.Random(len(passages))
+    for question, pool in pools.items():  # BM25 found nothing usable (all gold): any other passages will do
+        if not pool and len(passages) > len(gold[question]):
+            pool += [passages[i] for i in rng.sample(range(len(passages)), min(len(passages), 3 * size))
+                     if i not in gold[question]][:size]
+    return pools
+
+
+def _pick(pool: Sequence[str], n: int, rng: random.Random) -> list[str]:
+    """``n`` distinct passages of ``pool`` (repeating when it holds fewer)."""
+    if not pool:
+        raise MedRAGError("too few passages to mine hard negatives from: give more training data")
+    chosen = rng.sample(list(pool), min(n, len(pool)))
+    return (chosen * n)[:n]
+
+
+def mine_negatives(pairs: Sequence[Pair], per_pair: int, seed: int = 13) -> list[tuple[str, str]]:
+    """For each pair, ``per_pair`` of its question's hard negatives (see ``negative_pools``)."""
+    pools = negative_pools(pairs)
     rng = random.Random(seed)
-    negatives: dict[str, list[str]] = {}
-    for question, row in zip(questions, ranked):
-        candidates = [passages[i] for i in row if i >= 0 and int(i) not in gold[question]]
-        negatives[question] = candidates[:10]
     out: list[tuple[str, str]] = []
     for p in pairs:
-        pool = negatives[p.question]
+        pool = pools[p.question]
         out += [(p.question, text) for text in rng.sample(pool, min(per_pair, len(pool)))]
     return out
 
@@ -214,7 +261,7 @@ def train_reranker(pairs: Sequence[Pair], out: str | Path, config: TrainConfig |
     negatives = mine_negatives(chosen, config.negatives, config.seed)
     rows = [(p.question, p.passage, 1.0) for p in chosen] + [(q, t, 0.0) for q, t in negatives]
     random.Random(config.seed).shuffle(rows)
-    model = CrossEncoder(resolve_model_path(config.base), num_labels=1, device="cpu",
+    model = CrossEncoder(resolve_model_path(config.base), num_labels=1, device=torch_device(config.device),
                          max_length=2 * config.max_seq_length)
     data = Dataset.from_dict({"query": [r[0] for r in rows], "passage": [r[1] for r in rows],
                               "label": [r[2] for r in rows]})

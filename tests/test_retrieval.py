@@ -198,3 +198,19 @@ def test_ivf_pq_index_type_through_the_cli(tmp_path: Path) -> None:
     assert "blood pressure" in (hits[0].chunk.title + hits[0].chunk.text).lower()
     exact = rag.embedder.embed_documents([h.chunk.embed_text for h in hits]) @ rag.embedder.embed_queries([QUESTION])[0]
     assert np.allclose([h.score for h in hits], exact, atol=1e-4)  # searched exactly while untrained
+
+
+@pytest.mark.parametrize("fusion", ["rrf", "minmax"])
+def test_dense_weight_shares_hybrid_fusion(small_index: Path, embedder: Embedder, fusion: str) -> None:
+    questions = [QUESTION, "metformin side effects"]
+    ranked = {}
+    for weight in (0.0, 1.0):
+        rag = MedRAG.load(small_index, fusion=fusion, dense_weight=weight)
+        rag.embedder = embedder
+        ranked[weight] = [[h.chunk.id for h in hits] for hits in rag.retrieve_batch(questions, 5)]
+    rag = MedRAG.load(small_index)
+    rag.embedder = embedder
+    assert ranked[1.0] == [[h.chunk.id for h in hits] for hits in rag.retrieve_batch(questions, 5, retriever="dense")]
+    assert ranked[0.0] == [[h.chunk.id for h in hits] for hits in rag.retrieve_batch(questions, 5, retriever="bm25")]
+    with pytest.raises(MedRAGError, match="dense_weight"):
+        Settings(dense_weight=1.5)

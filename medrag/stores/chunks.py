@@ -42,25 +42,37 @@ CREATE INDEX IF NOT EXISTS documents_hash ON documents(content_hash);
 class ChunkStore:
     """Documents (metadata once per document) and their chunks (text, title).
 
-    Works on an in-memory copy so that a half-done ingest never touches the saved file;
-    ``save`` writes a consistent snapshot.
+    A loaded store is read on disk, read-only: SQLite pages come from the OS cache, so memory does not grow
+    with the corpus. The first change copies it into memory, so that a half-done ingest never touches the
+    saved file; ``save`` writes a consistent snapshot.
     """
 
     def __init__(self) -> None:
         self.db = sqlite3.connect(":memory:")
         self.db.executescript(SCHEMA)
+        self.on_disk = False
 
     @classmethod
-    def load(cls, path: Path) -> ChunkStore:
-        store = cls()
+    def load(cls, path: Path, *, in_memory: bool = False) -> ChunkStore:
+        """Open a saved store read-only on disk (or, with ``in_memory``, copied into memory)."""
+        store = cls.__new__(cls)
         try:
-            source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            source.backup(store.db)
-            source.close()
+            store.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
             store.db.execute("SELECT count(*) FROM chunks").fetchone()
         except sqlite3.Error as exc:
             raise MedRAGError(f"cannot read chunk store {path}: {exc}") from exc
+        store.on_disk = True
+        if in_memory:
+            store.to_memory()
         return store
+
+    def to_memory(self) -> None:
+        """Work on an in-memory copy from now on (before any change)."""
+        if self.on_disk:
+            memory = sqlite3.connect(":memory:")
+            self.db.backup(memory)
+            self.db.close()
+            self.db, self.on_disk = memory, False
 
     def save(self, path: Path) -> None:
         """Write a consistent snapshot to ``path`` (the caller makes the write atomic)."""
