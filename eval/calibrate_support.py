@@ -1,4 +1,4 @@
-"""Calibrate ``SupportChecker``'s threshold on BioASQ dev data and measure the extractive answerer's citations.
+"""Calibrate ``SupportChecker``'s threshold on BioASQ dev data and measure a generator's citations.
 
 Pairs: positive = (ideal-answer sentence, its question's gold snippets); negative = the same sentence with
 the snippets of another question, either a random one or the most similar other question ("hard": the
@@ -89,32 +89,45 @@ def choose(pos: np.ndarray, neg: np.ndarray, target: float) -> tuple[float, floa
     return float(best), float(precise)
 
 
-def extractive_citations(index: str, n: int, threshold: float, seed: int) -> dict[str, float]:
-    """Support of the extractive answerer's sentences on PubMedQA dev questions, and of shifted (wrong) citations."""
+def answer_citations(index: str, n: int, threshold: float, seed: int, generator: str = "extractive") -> dict[str, float]:
+    """Citation precision and recall of a generator's raw answers on PubMedQA dev questions (dense top 5), and
+    how often a citation moved to another document's passage is flagged.
+
+    Precision: share of the sentences that cite something whose cited passages support them. Recall: share of
+    the sentences some retrieved passage supports that cite something. Invalid markers ([7] of 5) are counted.
+    """
     from calibrate_abstention import open_dense
+
+    from medrag.generation import clean_citations
 
     questions = [v["QUESTION"] for v in json.loads((DATA / "pubmedqa_dev.json").read_text(encoding="utf-8")).values()]
     questions = random.Random(seed).sample(questions, n)
     rag = open_dense(index)
     checker = SupportChecker(rag.embedder, threshold)
-    gen = rag.generator("extractive")
-    right, wrong = [], []
+    gen = rag.generator(generator)
+    right, wrong, raw_cited, invalid = [], [], [], 0
     for q, hits in zip(questions, rag.retrieve_batch(questions, k=5), strict=True):
         passages = [h.chunk.text for h in hits]
-        sentences = split_answer(gen.generate(q, [h.chunk for h in hits]).text)
+        text, _, removed = clean_citations(gen.generate(q, [h.chunk for h in hits]).text, set(range(1, len(hits) + 1)))
+        invalid += removed
+        sentences = split_answer(text)
         docs = [h.chunk.doc_id for h in hits]
         # each citation moved to the next retrieved passage from another document (a wrong, on-topic citation)
         moved = [(s, [next((m for m in [*range(c + 1, len(docs) + 1), *range(1, c)] if docs[m - 1] != docs[c - 1]), 0)
                       for c in cited]) for s, cited in sentences]
-        shifted = [(s, cited) for s, cited in moved if all(cited)]
+        shifted = [(s, cited) for s, cited in moved if cited and all(cited)]
         right += checker.check(sentences, passages)
+        raw_cited += [bool(cited) for _, cited in sentences]
         wrong += checker.check(shifted, passages)
-    return {"questions": n, "sentences": len(right),
-            "cited": sum(bool(s.citations) for s in right) / len(right),
-            "supported": sum(s.supported for s in right) / len(right),
-            "mean_support": float(np.mean([s.support for s in right])),
-            "shifted_sentences": len(wrong), "shifted_flagged": sum(not s.supported for s in wrong) / len(wrong),
-            "shifted_mean_support": float(np.mean([s.support for s in wrong]))}
+    cited = [s for s, c in zip(right, raw_cited) if c]
+    supported = [c for s, c in zip(right, raw_cited) if s.supported]
+    share = lambda xs: float(np.mean(xs)) if len(xs) else None  # noqa: E731
+    return {"generator": generator, "questions": n, "sentences": len(right), "invalid_markers": invalid,
+            "cited": share(raw_cited), "citation_precision": share([s.supported for s in cited]),
+            "citation_recall": share(supported), "supported": share([s.supported for s in right]),
+            "mean_support": share([s.support for s in right]), "shifted_sentences": len(wrong),
+            "shifted_flagged": share([not s.supported for s in wrong]),
+            "shifted_mean_support": share([s.support for s in wrong])}
 
 
 def main() -> None:
@@ -124,13 +137,14 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=40)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--threshold", type=float, help="skip the BioASQ calibration; measure --index at this")
+    parser.add_argument("--generator", default="extractive", help="whose answers to measure (a model name or dir)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.threshold is not None:
         if not args.index:
             parser.error("--threshold measures an index: give --index too")
-        result = extractive_citations(args.index, args.questions, args.threshold, args.seed)
-        print(f"extractive answerer at threshold {args.threshold:.3f}: {json.dumps(result)}")
+        result = answer_citations(args.index, args.questions, args.threshold, args.seed, args.generator)
+        print(f"{args.generator} answers at threshold {args.threshold:.3f}: {json.dumps(result)}")
         return
     embedder = Embedder()
     dev_questions = load("7B")
@@ -153,8 +167,8 @@ def main() -> None:
             print(f"| {kind} | {label} | {p:.3f} | {r:.3f} | {f:.3f} |")
     if args.index:
         threshold = chosen["hard"][0]
-        result = extractive_citations(args.index, args.questions, threshold, args.seed)
-        print(f"\nextractive answerer at threshold {threshold:.3f}: {json.dumps(result)}")
+        result = answer_citations(args.index, args.questions, threshold, args.seed, args.generator)
+        print(f"\n{args.generator} answers at threshold {threshold:.3f}: {json.dumps(result)}")
 
 
 if __name__ == "__main__":

@@ -200,12 +200,14 @@ def embed_shards(shards: Sequence[Shard], store: ShardStore, settings: Settings,
     todo = [s for s in shards if not store.done(s.key)]
     if not todo:
         return 0
-    ray = _init_ray(address, None if address else workers * threads + 1)  # + 1 for the chunking tasks
+    ray = _init_ray(address, None if address else workers * threads)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     options = settings.to_dict()
     ds = (ray.data.from_items([asdict(s) for s in todo], override_num_blocks=len(todo))
-          .flat_map(partial(chunk_shard, settings=options), num_cpus=1)
+          # chunking is cheap beside embedding: it reserves no CPU, so the actors can hold every core
+          .flat_map(partial(chunk_shard, settings=options), num_cpus=0,
+                    compute=ray.data.TaskPoolStrategy(size=max(1, workers)))
           .map_batches(EmbedActor, fn_constructor_kwargs={"settings": options, "threads": threads},
                        batch_size=EMBED_BATCH, batch_format="numpy", num_cpus=threads,
                        compute=ray.data.ActorPoolStrategy(size=workers)))

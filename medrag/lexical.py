@@ -212,8 +212,9 @@ class BM25Store:
                       and store._vocab == (bm25.vocab_dict if bm25 is not None else {})
                       and (bm25 is None or (bm25.scores["num_docs"] == len(store._ids)
                                             and len(bm25.scores["indptr"]) == len(store._stems) + 1))
-                      and (not len(store._tokens) or 0 <= int(store._tokens.min()) <= int(store._tokens.max())
-                           < len(store._stems)))
+                      # a mapped store is not scanned (it would read every page); its matrix was checked above
+                      and (mmap or not len(store._tokens)
+                           or 0 <= int(store._tokens.min()) <= int(store._tokens.max()) < len(store._stems)))
         if not consistent:
             raise MedRAGError(f"corrupt BM25 index {path}: its files do not agree with each other")
         return store

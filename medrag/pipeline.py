@@ -160,7 +160,7 @@ class MedRAG:
         rag._vectors = store_class(saved.store).load(directory / files["vectors"], saved.index_type,
                                                      **rag._search_params)
         if saved.lexical and "lexical" in files:
-            rag.lexical = BM25Store.load(directory / files["lexical"])
+            rag.lexical = BM25Store.load(directory / files["lexical"], mmap=True)  # pages, not process memory
         elif saved.lexical:  # an index saved before it had one: rebuilt from the stored chunk texts
             ids = rag.chunks.ids()
             chunks = rag.chunks.get(ids)

@@ -23,8 +23,8 @@ QUESTIONS = [QUESTION, "How is type 2 diabetes treated with metformin?", "heart 
 
 @pytest.fixture(scope="module")
 def local_ray() -> None:
-    """One local Ray instance with 2 CPUs for the actors and one for the chunking tasks."""
-    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False, configure_logging=False,
+    """One local Ray instance with 2 CPUs, as CI has."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
              object_store_memory=128 * 1024**2)
     yield
     ray.shutdown()

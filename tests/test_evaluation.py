@@ -272,9 +272,11 @@ def _bioasq_from_index(rag: MedRAG, path: Path) -> Path:
     for n, (doc_id, meta) in enumerate(rows):
         pmid, title = doc_id.split(":", 1)[1], json.loads(meta)["title"]
         url = f"http://www.ncbi.nlm.nih.gov/pubmed/{pmid}"
-        questions.append({"id": f"q{n}", "type": "yesno" if n < 2 else "summary", "body": title,
+        kind = "yesno" if n < 2 else "factoid" if n == 2 else "summary"
+        exact = "yes" if n < 2 else [["an entity no passage names"]] if n == 2 else None
+        questions.append({"id": f"q{n}", "type": kind, "body": title,
                           "documents": [url, "http://www.ncbi.nlm.nih.gov/pubmed/1"],  # PMID 1: not in the index
-                          "ideal_answer": [title], "exact_answer": "yes" if n < 2 else None,
+                          "ideal_answer": [title], "exact_answer": exact,
                           "snippets": [{"document": url, "text": title, "beginSection": "title"}]})
     path.write_text(json.dumps({"questions": questions}))
     return path
@@ -299,11 +301,29 @@ def test_retrieval_evaluation(rag: MedRAG, tmp_path: Path) -> None:
     # the QA harness on the same file: yes/no by similarity, summaries through ask, and the submission JSON
     qa = evaluate(rag, "bioasq", data, tmp_path / "qa", k=3, progress=False)
     assert qa["n_questions"] == 5 and qa["n.bioasq"] == 2 and "rougeL" in qa and qa["recall@3"] >= 0.8
+    assert qa["factoid.strict"] == qa["factoid.mrr"] == 0.0  # the gold entity is in no passage
     submission = json.loads((tmp_path / "qa" / "bioasq_submission.json").read_text())["questions"]
     assert [q["id"] for q in submission] == [f"q{n}" for n in range(5)]
     for item in submission:
         assert 1 <= len(item["documents"]) <= 10 and item["documents"][0].startswith("http://www.ncbi.nlm.nih.gov/")
         assert item["snippets"] and all(s["document"] in item["documents"] for s in item["snippets"])
-        assert item.get("exact_answer") in (("yes", "no") if item["type"] == "yesno" else (None,))
+        if item["type"] == "factoid":  # ranked phrases of the retrieved passages, as BioASQ wants them
+            assert 1 <= len(item["exact_answer"]) <= 5 and all(len(e) == 1 for e in item["exact_answer"])
+        else:
+            assert item.get("exact_answer") in (("yes", "no") if item["type"] == "yesno" else (None,))
     assert "[1]" not in submission[-1]["ideal_answer"]
     assert "similarity" in (tmp_path / "qa" / "report.md").read_text()
+
+
+def test_exact_answer_candidates_are_ranked_passage_phrases() -> None:
+    from medrag.evaluation.exact import candidates
+
+    question = "Which gene is mutated in cystic fibrosis?"
+    passages = ["Cystic fibrosis is caused by mutations in the CFTR gene, a chloride channel.",
+                "The CFTR protein (cystic fibrosis transmembrane conductance regulator) is mutated in patients.",
+                "Sweat chloride testing remains the diagnostic standard."]
+    found = candidates(question, passages, 5)
+    assert found[0] == "CFTR" and len(found) == len({c.lower() for c in found}) <= 5
+    assert not {"gene", "cystic", "fibrosis", "mutated"} & {w.lower() for c in found for w in c.split()}
+    assert M.factoid_scores([found], [["CFTR", "cystic fibrosis transmembrane conductance regulator"]])["strict"] == 1.0
+    assert candidates(question, []) == []

@@ -25,6 +25,7 @@ from medrag.answer import DISCLAIMER
 from medrag.errors import MedRAGError
 from medrag.evaluation import metrics as M
 from medrag.evaluation.datasets import RETRIEVAL_DATASETS, Question, load
+from medrag.evaluation.exact import candidates
 from medrag.generation import clean_citations
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ PREDICTIONS, METRICS, CONFIG, REPORT, SUBMISSION = ("predictions.jsonl", "metric
 MODES = ("loglik", "generate")
 BATCH = 32  # questions per retrieve_batch call
 RETRIEVAL_METRICS = ("recall@10", "recall@32", "recall@100", "mrr@10", "ndcg@10", "precision@10")
+EXACT_TYPES = ("factoid", "list")  # BioASQ questions answered with entities besides the ideal answer
+EXACT_CANDIDATES = 5  # BioASQ scores the first 5 factoid candidates
 SUBMISSION_DOCUMENTS = 10  # BioASQ accepts at most 10 documents and 10 snippets per question
 PUBMED_URL = "http://www.ncbi.nlm.nih.gov/pubmed/{}"
 TOY_HIDDEN_SIZE = 64  # a causal LM narrower than this is a test model: its scores are noise
@@ -247,10 +250,12 @@ class _QA:
                   "citations": [{"n": c.n, "pmid": c.pmid, "url": c.url} for c in answer.citations],
                   "abstained": getattr(answer, "abstained", None), "support": M.mean(supports),
                   "invalid_citations": answer.invalid_citations}
+        ids = [int(r["chunk_id"]) for r in answer.retrieved if r.get("chunk_id") is not None]
+        found = self.rag.chunks.get(ids) if self.snippets or q.type in EXACT_TYPES else {}
         if self.snippets:
-            ids = [int(r["chunk_id"]) for r in answer.retrieved if r.get("chunk_id") is not None]
-            found = self.rag.chunks.get(ids)
             record["snippets"] = _snippets(found[i] for i in ids if i in found)
+        if q.type in EXACT_TYPES:  # BioASQ factoid/list: phrases of the retrieved passages (medrag.evaluation.exact)
+            record["exact"] = candidates(q.question, [found[i].text for i in ids if i in found], EXACT_CANDIDATES)
         record["seconds"] = round(time.perf_counter() - started, 4)
         return record
 
@@ -368,10 +373,18 @@ def score(records: Sequence[tuple[Question, dict[str, Any]]], index_pmids: set[s
         supports = [r["support"] for _, r in free if r.get("support") is not None]
         if supports:
             result["citation_support"] = M.mean(supports)
-        for name in ("factoid", "list"):
+        for name in EXACT_TYPES:
             part = [(q, r) for q, r in free if q.type == name and q.exact]
             if part:
                 result[f"mention.{name}"] = M.mean([M.mention_recall(r["prediction"], q.exact) for q, r in part])
+        factoid = [(q, r) for q, r in free if q.type == "factoid" and q.exact and "exact" in r]
+        if factoid:
+            scores = M.factoid_scores([r["exact"] for _, r in factoid], [[s for e in q.exact for s in e] for q, _ in factoid])
+            result.update({f"factoid.{metric}": value for metric, value in scores.items()})
+        listed = [(q, r) for q, r in free if q.type == "list" and q.exact and "exact" in r]
+        if listed:
+            scores = M.list_scores([r["exact"] for _, r in listed], [q.exact for q, _ in listed])
+            result.update({f"list.{metric}": value for metric, value in scores.items()})
     runs, gold = _runs(records)
     if runs:
         names = [f"recall@{k}", f"precision@{k}", f"mrr@{k}", f"ndcg@{k}"]
@@ -401,6 +414,8 @@ def bioasq_submission(records: Sequence[tuple[Question, dict[str, Any]]]) -> dic
             item["ideal_answer"] = clean_citations(text, set())[0]
         if q.type == "yesno" and r["prediction"] is not None:
             item["exact_answer"] = r["prediction"]
+        elif q.type in EXACT_TYPES and r.get("exact"):  # factoid: up to 5 ranked entities; list: the items
+            item["exact_answer"] = [[c] for c in r["exact"]]
         questions.append(item)
     return {"questions": questions}
 

@@ -118,9 +118,18 @@ class FaissStore:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
             raise MedRAGError(f"vectors of shape {vectors.shape} do not fit an index of dimension {self.dim}")
-        self._live.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
-        if self._staged is not None and self._staged.ntotal >= training_size(inner(self.index)):
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if self._staged is not None:  # stage only what training needs; the rest goes straight into the index
+            need = training_size(inner(self.index))
+            room = max(0, need - self._staged.ntotal)
+            self._staged.add_with_ids(vectors[:room], ids[:room])
+            if self._staged.ntotal < need:
+                return
             self._train()
+            vectors, ids = vectors[room:], ids[room:]
+            if not len(ids):
+                return
+        self.index.add_with_ids(vectors, ids)
 
     def _train(self) -> None:
         """Train the real index on the staged vectors and move them all into it."""
