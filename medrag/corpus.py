@@ -73,13 +73,10 @@ class PubMedQuery:
                                email=self.email, api_key=self.api_key, base_url=self.base_url, progress=progress)
 
 
-def expand(paths: Iterable[str | Path | Source], pubmed: PubMedQuery | None = None, progress: bool = True) -> list[Source]:
+def expand(paths: Iterable[str | Path], pubmed: PubMedQuery | None = None, progress: bool = True) -> list[Source]:
     """Concrete source files for ingest arguments: files, folders (recursively), recipes, ``pubmed:QUERY``."""
     sources: list[Source] = []
     for p in paths:
-        if isinstance(p, Source):  # already expanded (a recipe's entry keeps its format and source type)
-            sources.append(p)
-            continue
         query = entrez.parse_source(str(p))
         if query is not None:
             if pubmed is None:

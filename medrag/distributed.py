@@ -258,9 +258,8 @@ def ingest_ray(rag: MedRAG, paths: Iterable[str | Path], save_to: str | Path, *,
     shard_seconds = time.perf_counter() - started
     log.info("%d shards embedded on Ray, %d kept from an earlier run", embedded, len(shards) - embedded)
     lookup = store.lookup((s.key for s in shards), rag.embedder.dim)
-    report = rag.ingest([s for s, _ in checked], save_to=save_to, skip_bad=skip_bad, progress=progress,
-                        vectors=lookup)
-    report.skipped = precheck.skipped + report.skipped
+    report = rag.ingest((), save_to=save_to, progress=progress, vectors=lookup, checked=checked)
+    report.skipped = precheck.skipped
     report.shards, report.shard_seconds = embedded, shard_seconds
     shutil.rmtree(store.directory, ignore_errors=True)  # the index has saved: the shards are spent
     return report

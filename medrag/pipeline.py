@@ -172,9 +172,10 @@ class MedRAG:
         return rag
 
     # -- ingest ----------------------------------------------------------------------------------
-    def ingest(self, paths: Iterable[str | Path | corpus.Source], *, save_to: str | Path | None = None, skip_bad: bool = False,
+    def ingest(self, paths: Iterable[str | Path], *, save_to: str | Path | None = None, skip_bad: bool = False,
                progress: bool = True, pubmed: corpus.PubMedQuery | None = None,
-               vectors: Callable[[list[str]], np.ndarray] | None = None) -> IngestReport:
+               vectors: Callable[[list[str]], np.ndarray] | None = None,
+               checked: Sequence[tuple[corpus.Source, int]] | None = None) -> IngestReport:
         """Read, chunk, embed and store every document in ``paths`` (files, folders, recipes).
 
         Every file is parsed once up front, so a bad file stops the ingest before anything changes
@@ -182,13 +183,16 @@ class MedRAG:
         ``checkpoint_chunks`` new chunks and at the end, with how far each file got: re-running the
         same command after a crash skips finished files and resumes the one it was in.
         ``pubmed:QUERY`` paths are downloaded first through E-utilities as ``pubmed`` says.
-        ``vectors`` maps chunk texts to their vectors when they were embedded elsewhere (``medrag.distributed``).
+        ``vectors`` maps chunk texts to their vectors when they were embedded elsewhere (``medrag.distributed``);
+        ``checked`` holds sources ``check_sources`` already parsed (``paths`` is then not read again).
         """
         start = time.perf_counter()
         report = IngestReport()
         self.chunks.to_memory()  # an index opened on disk is changed in memory, then saved atomically
         changes_before = self.chunks.db.total_changes
-        checked = check_sources(corpus.expand(paths, pubmed, progress), report, skip_bad, progress)
+        if checked is None:
+            checked = check_sources(corpus.expand(paths, pubmed, progress), report, skip_bad, progress)
+        report.files = len(checked)
         embed = vectors or self.embedder.embed_documents
         if vectors is None:
             self.embedder.model  # noqa: B018 - load the model before the progress bar starts
@@ -365,7 +369,6 @@ def check_sources(sources: Sequence[corpus.Source], report: IngestReport, skip_b
             if not skip_bad:
                 raise
             report.skipped.append((str(src.path), str(exc)))
-    report.files = len(checked)
     return checked
 
 
