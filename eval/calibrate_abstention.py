@@ -1,14 +1,15 @@
-"""Calibrate abstention on the quick-start index: in-scope questions should be answered, out-of-scope ones not.
+"""Calibrate abstention: in-scope questions should be answered, out-of-scope ones not.
 
 In scope: MedQuAD questions whose documents are in the index (MedlinePlus, NIDDK: verbatim document
-titles, an easy case), PubMedQA dev questions (their abstracts are in the index), and MedQuAD questions
+titles, an easy case), PubMedQA dev questions (their abstracts are in the index), BioASQ 7B/8B questions
+with a gold PMID in the index (expert wording against short snippets), and MedQuAD questions
 from other collections (SeniorHealth, CancerGov, GHR) on a focus the index has a document on ("other
 wording"). Out of scope: ``eval/data/out_of_scope.txt`` (non-medical) and GARD / NINDS questions whose
 focus appears nowhere in the index's text ("absent medical"). Every list is split in halves by a fixed
 seed: thresholds (and the margin weight of ``medrag.safety.confidence``) are chosen on one half, rates are
 reported on the other (held-out) half; the figures are the fractions of questions abstained.
 
-    nice -n 10 python eval/calibrate_abstention.py [--index /tmp/mr/qs]
+    nice -n 10 python eval/calibrate_abstention.py --index indexes/shared-all --index indexes/quickstart
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from medrag import MedRAG, readers
+from medrag.evaluation.datasets import load
 from medrag.safety import confidence
 
 log = logging.getLogger("calibrate_abstention")
@@ -36,7 +38,9 @@ DATA = HERE.parents[1] / "shared" / "data"
 MEDQUAD = DATA / "corpora" / "guidelines" / "medquad"
 QTYPES = {"information", "symptoms", "treatment", "causes", "prevention", "exams and tests"}
 MARGIN_WEIGHTS = np.round(np.arange(0.0, 2.01, 0.125), 3)  # candidates for confidence()'s margin weight
-IN_SCOPE, OUT_OF_SCOPE = ("medquad in index", "pubmedqa dev", "other wording"), ("non-medical", "absent medical")
+COVERAGE_WEIGHTS = np.round(np.arange(0.0, 1.01, 0.05), 3)  # ... and for its coverage weight
+IN_SCOPE = ("medquad in index", "pubmedqa dev", "bioasq dev", "other wording")
+OUT_OF_SCOPE = ("non-medical", "absent medical")
 
 
 def open_dense(index: str) -> MedRAG:
@@ -44,18 +48,19 @@ def open_dense(index: str) -> MedRAG:
 
     An index saved before the BM25 index existed has no ``lexical`` in its settings.json, and the current
     ``MedRAG.load`` then looks for a BM25 file it does not have; such an index is opened through a temporary
-    directory of links to its files with ``lexical=false`` written into the settings (the index is not touched).
+    directory of links to its files with ``lexical=true`` written into the settings, so the BM25 index that
+    coverage needs is built from the stored chunk texts (the index is not touched).
     """
     saved = json.loads((Path(index) / "settings.json").read_text(encoding="utf-8"))
     if "lexical" in saved:
         return MedRAG.load(index, retriever="dense")
-    log.info("%s predates the BM25 index: opening it with lexical=false", index)
+    log.info("%s predates the BM25 index: building one from its chunks", index)
     with tempfile.TemporaryDirectory(prefix="medrag-dense-") as tmp:  # everything is read into memory
         links = Path(tmp)
         for path in Path(index).iterdir():
             if path.name != "settings.json":
                 (links / path.name).symlink_to(path.resolve())
-        (links / "settings.json").write_text(json.dumps({**saved, "lexical": False, "retriever": "dense"}))
+        (links / "settings.json").write_text(json.dumps({**saved, "lexical": True, "retriever": "dense"}))
         return MedRAG.load(links)
 
 
@@ -92,6 +97,8 @@ def question_sets(rag: MedRAG, seed: int, n: int) -> dict[str, list[str]]:
     pmids = rag.chunks.pmids()
     dev = json.loads((DATA / "eval" / "pubmedqa_dev.json").read_text(encoding="utf-8"))
     pubmedqa = [v["QUESTION"] for k, v in dev.items() if k in pmids]
+    bioasq = [q.question for path in sorted((DATA / "eval" / "bioasq").glob("[78]B*_golden.json"))
+              for q in load("bioasq", path) if set(q.gold_pmids) & pmids]  # 9B stays out: retrieval is scored there
     other = [q for c in ("7_SeniorHealth_QA", "1_CancerGov_QA", "3_GHR_QA")
              for q in medquad_questions(c, lambda m: m.get("focus", "").lower() in focuses, rng, n)]
     lines = (HERE / "data" / "out_of_scope.txt").read_text(encoding="utf-8").splitlines()
@@ -100,6 +107,7 @@ def question_sets(rag: MedRAG, seed: int, n: int) -> dict[str, list[str]]:
         "medquad in index": [q for c in ("4_MPlus_Health_Topics_QA", "5_NIDDK_QA")
                              for q in medquad_questions(c, lambda m: m["id"] in doc_ids, rng, n // 2)],
         "pubmedqa dev": rng.sample(pubmedqa, min(n, len(pubmedqa))),
+        "bioasq dev": rng.sample(sorted(set(bioasq)), min(n, len(set(bioasq)))),
         "other wording": other,
         "non-medical": non_medical,
         "absent medical": [q for c in ("2_GARD_QA", "6_NINDS_QA") for q in medquad_questions(c, absent, rng, n // 2)],
@@ -113,57 +121,80 @@ def halves(values: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def rate(split: dict[str, tuple[np.ndarray, np.ndarray]], names: tuple[str, ...], t: float, half: int) -> float:
     """Fraction abstained (statistic < t) over the pooled ``half`` (0: calibration, 1: held-out) of ``names``."""
-    return float(np.mean(np.concatenate([split[n][half] for n in names]) < t))
+    return float(np.mean(np.concatenate([split[n][half] for n in names if n in split]) < t))
 
 
 def at_out_target(split: dict[str, tuple[np.ndarray, np.ndarray]], target: float = 0.9) -> float:
     """The lowest threshold abstaining on at least ``target`` of the calibration out-of-scope questions."""
-    ordered = np.sort(np.concatenate([split[n][0] for n in OUT_OF_SCOPE]))
+    ordered = np.sort(np.concatenate([split[n][0] for n in OUT_OF_SCOPE if n in split]))
     i = math.ceil(target * len(ordered))
     return float(ordered[i]) if i < len(ordered) else float(ordered[-1]) + 1e-6
 
 
 def at_in_target(split: dict[str, tuple[np.ndarray, np.ndarray]], target: float = 0.1) -> float:
     """The highest threshold abstaining on at most ``target`` of the calibration in-scope questions."""
-    ordered = np.sort(np.concatenate([split[n][0] for n in IN_SCOPE]))
+    ordered = np.sort(np.concatenate([split[n][0] for n in IN_SCOPE if n in split]))
     return float(ordered[math.floor(target * len(ordered))])
+
+
+def balanced(split: dict[str, tuple[np.ndarray, np.ndarray]]) -> float:
+    """The threshold maximising (out-of-scope abstained − in-scope abstained) on the calibration halves."""
+    grid = np.unique(np.concatenate([split[n][0] for n in split]))
+    return float(max(grid, key=lambda t: rate(split, OUT_OF_SCOPE, t, 0) - rate(split, IN_SCOPE, t, 0)))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--index", default="/tmp/mr/qs")
+    parser.add_argument("--index", action="append", required=True,
+                        help="an index (repeatable): each set is taken from the first index that has questions for it")
     parser.add_argument("--n", type=int, default=200, help="questions per in-scope / absent-medical source")
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    rag = open_dense(args.index)
-    sets = question_sets(rag, args.seed, args.n)
-    for name, qs in sets.items():
-        log.info("%s: %d questions, e.g. %r", name, len(qs), qs[:2])
-    hits = rag.retrieve_batch([q for qs in sets.values() for q in qs], k=args.k)
-    scores, i = {}, 0
-    for name, qs in sets.items():
-        scores[name] = [[h.score for h in row] for row in hits[i:i + len(qs)]]
-        i += len(qs)
+    sets: dict[str, list[str]] = {}
+    scores: dict[str, list[tuple[list[float], float | None]]] = {}  # per question: top-k cosines, coverage
+    source: dict[str, str] = {}
+    for index in args.index:
+        rag = open_dense(index)
+        found = {k: v for k, v in question_sets(rag, args.seed, args.n).items() if v and k not in sets}
+        for name, qs in found.items():
+            log.info("%s (%s): %d questions, e.g. %r", name, index, len(qs), qs[:2])
+        hits = rag.retrieve_batch([q for qs in found.values() for q in qs], k=args.k)
+        i = 0
+        for name, qs in found.items():
+            sets[name], source[name] = qs, Path(index).name
+            scores[name] = [([h.score for h in row], rag.lexical.coverage(q, [h.chunk.id for h in row]))
+                            for q, row in zip(qs, hits[i:i + len(qs)], strict=True)]
+            i += len(qs)
+    sets = {n: sets[n] for n in (*IN_SCOPE, *OUT_OF_SCOPE) if n in sets}
 
-    def split_by(weight: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return {n: halves(np.asarray([confidence(r, weight) for r in rows]), args.seed) for n, rows in scores.items()}
+    def split_by(weights: tuple[float, float]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return {n: halves(np.asarray([confidence(r, weights[0], c, weights[1]) for r, c in rows]), args.seed)
+                for n, rows in scores.items()}
 
-    # the margin weight maximising calibration out-of-scope abstention at <= 10% calibration in-scope abstention
-    best = max(MARGIN_WEIGHTS, key=lambda w: (rate(s := split_by(w), OUT_OF_SCOPE, at_in_target(s), 0), -w))
-    stats = {"top1": 0.0, f"top1 + {best:g}·(top1 − top5)": float(best)}
-    print("| set | questions | top1 median | top1 − top5 median |\n|---|---|---|---|")
-    for name, rows in scores.items():
-        print(f"| {name} | {len(rows)} | {np.median([max(r) for r in rows]):.3f} | "
-              f"{np.median([confidence(r, 1) - confidence(r) for r in rows]):.3f} |")
+    def cost(weights: tuple[float, float]) -> tuple[float, float, float]:
+        s = split_by(weights)  # calibration in-scope abstained where >= 90% of out-of-scope is; then small weights
+        return rate(s, IN_SCOPE, at_out_target(s), 0), weights[1], weights[0]
+
+    margin = min(((float(w), 0.0) for w in MARGIN_WEIGHTS), key=cost)
+    both = min(((float(w), float(c)) for w in MARGIN_WEIGHTS for c in COVERAGE_WEIGHTS), key=cost)
+    stats = {"top1": (0.0, 0.0), f"top1 + {margin[0]:g}·(top1 − top5)": margin,
+             f"top1 + {both[0]:g}·(top1 − top5) − {both[1]:g}·(1 − coverage)": both}
+    print("| set | index | questions | top1 median | top1 − top5 median | coverage median |\n|---|---|---|---|---|---|")
+    for name in sets:
+        rows = scores[name]
+        print(f"| {name} | {source[name]} | {len(rows)} | {np.median([max(r) for r, _ in rows]):.3f} | "
+              f"{np.median([confidence(r, 1) - confidence(r) for r, _ in rows]):.3f} | "
+              f"{np.median([1.0 if c is None else c for _, c in rows]):.3f} |")
     held = [f"{n} ({len(scores[n]) - len(scores[n]) // 2})" for n in sets]
     print("\n| statistic | rule (on the calibration halves) | threshold | " + " | ".join(held)
           + " | all in-scope | all out-of-scope |\n|---|---|---|" + "---|" * (len(sets) + 2))
-    for stat, weight in stats.items():
-        split = split_by(weight)
+    for stat, weights in stats.items():
+        split = split_by(weights)
         for rule, t in (("≥ 90% out-of-scope abstained", at_out_target(split)),
-                        ("≤ 10% in-scope abstained", at_in_target(split))):
+                        ("≤ 10% in-scope abstained", at_in_target(split)),
+                        ("max(out − in abstained)", balanced(split))):
             cells = [f"{rate(split, (n,), t, 1):.0%}" for n in sets]
             pooled = [f"{rate(split, names, t, 1):.1%}" for names in (IN_SCOPE, OUT_OF_SCOPE)]
             print(f"| {stat} | {rule} | {t:.3f} | " + " | ".join(cells + pooled) + " |")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Sequence
 from itertools import chain
@@ -32,6 +33,12 @@ META = "bm25.json"
 ARRAYS = {"ids": np.int64, "lengths": np.int64, "tokens": np.int32}
 FORMAT_VERSION = 1
 METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
+
+
+#: words that frame a question rather than name its topic; left out of ``BM25Store.coverage``
+QUESTION_WORDS = ("what", "which", "who", "whom", "whose", "when", "where", "why", "how", "do", "does", "did",
+                  "can", "could", "should", "would", "may", "might", "has", "have", "had", "any", "you", "i", "me",
+                  "my", "we", "about", "information", "tell", "know")
 
 
 class BM25Store:
@@ -161,6 +168,29 @@ class BM25Store:
             order = np.lexsort((self._ids[docs], -found))[:k]
             scores[row, :len(order)], out[row, :len(order)] = found[order], self._ids[docs[order]]
         return scores, out
+
+    def _question_stems(self) -> set[str]:
+        """Stems of the words that frame a question ("what", "does", ...): no topic to cover."""
+        return set(self._stemmer.stemWords(QUESTION_WORDS) if self._stemmer else QUESTION_WORDS)
+
+    def coverage(self, query: str, ids: Sequence[int]) -> float | None:
+        """IDF-weighted share of ``query``'s stems found in the texts stored under ``ids``; None when the
+        query has no stem (only stop words). A stem the index has never seen weighs most and is never found:
+        a question about a topic absent from the index (a rare disease's name) covers little of itself."""
+        self._ensure_index()
+        stems = set(bm25s.tokenize([query], lower=True, stopwords=self.stopwords or None, stemmer=self._stemmer,
+                                   return_ids=False, show_progress=False)[0]) - self._question_stems()
+        if not stems:
+            return None
+        n = len(self._ids)
+        indptr = self._bm25.scores["indptr"] if self._bm25 is not None else None
+        df = {s: int(indptr[self._vocab[s] + 1] - indptr[self._vocab[s]]) if indptr is not None and s in self._vocab
+              else 0 for s in stems}
+        idf = {s: math.log(1 + (n - d + 0.5) / (d + 0.5)) for s, d in df.items()}
+        rows = np.flatnonzero(np.isin(self._ids, np.asarray(ids, dtype=np.int64)))
+        ends = np.cumsum(self._lengths)
+        found = {self._stems[t] for r in rows.tolist() for t in np.unique(self._tokens[ends[r] - self._lengths[r]:ends[r]])}
+        return sum(idf[s] for s in stems & found) / sum(idf.values())
 
     def save(self, path: Path) -> None:
         """Write the store into the directory ``path`` (created; the caller makes the save atomic)."""

@@ -318,10 +318,13 @@ class MedRAG:
         query = f"{question} (patient: {context.strip()})" if context and context.strip() else question
         vector = self.embedder.embed_queries([query])  # embedded once: for the answer's and the abstention's search
         hits = self.retrieve_batch([query], k, where=where, retriever=retriever, query_vectors=vector)[0]
-        cosines = [h.score for h in self.retrieve_batch([query], safety.MARGIN_DEPTH, where=where, retriever="dense",
-                                                        query_vectors=vector, rerank=False)[0]]
+        dense = self.retrieve_batch([query], safety.MARGIN_DEPTH, where=where, retriever="dense",
+                                    query_vectors=vector, rerank=False)[0]
+        coverage = (self.lexical.coverage(question, [h.chunk.id for h in dense])
+                    if self.lexical is not None and s.abstain_coverage_weight else None)
         gen = self.generator(generator)
-        abstained = not hits or safety.abstain(cosines, s.abstain_threshold, s.abstain_margin_weight)
+        abstained = not hits or safety.abstain([h.score for h in dense], s.abstain_threshold, s.abstain_margin_weight,
+                                               coverage, s.abstain_coverage_weight)
         result = None if abstained else gen.generate(query, [h.chunk for h in hits], on_token=on_token)
         checked, removed = [], 0
         if result is None:

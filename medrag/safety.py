@@ -30,7 +30,8 @@ EMERGENCY_NUMBER_ZH = "请立即拨打当地急救电话（中国 120，美国 9
 MULTILINGUAL_EMBEDDERS = ("paraphrase-multilingual-MiniLM-L12-v2", "intfloat/multilingual-e5-small")
 #: calibrated for all-MiniLM-L6-v2 (eval/reports/answering.md); other embedders need their own values
 SUPPORT_THRESHOLD = 0.65  # F1-optimal on BioASQ 7B against on-topic negatives
-ABSTAIN_THRESHOLD, ABSTAIN_MARGIN_WEIGHT = 0.66, 0.5  # >= 90% off-index questions abstained, <= 10% in-index
+#: >= 90% of off-index questions abstained, <= 10% of in-index ones (held out: 93.9% and 2.9%)
+ABSTAIN_THRESHOLD, ABSTAIN_MARGIN_WEIGHT, ABSTAIN_COVERAGE_WEIGHT = 0.52, 0.0, 0.15
 
 # -- red flags: data -------------------------------------------------------------------------------
 _P = r"(?:my|his|her|their|the|our|your|a|an)"  # "{p}" in English fragments
@@ -456,26 +457,32 @@ class SupportChecker:
 MARGIN_DEPTH = 5  # the margin is the best score minus the 5th best (or the last, with fewer hits)
 
 
-def confidence(scores: Sequence[float], margin_weight: float = 0.0) -> float:
-    """``top1 + margin_weight * (top1 - top5)`` of dense cosine scores; -1 when there are none.
+def confidence(scores: Sequence[float], margin_weight: float = 0.0, coverage: float | None = None,
+               coverage_weight: float = 0.0) -> float:
+    """``top1 + margin_weight * (top1 - top5) - coverage_weight * (1 - coverage)`` of dense cosine scores;
+    -1 when there are none.
 
-    A question the index covers has one clearly best passage; an off-topic one has a flat top-5.
+    A question the index covers has one clearly best passage, and its rare words are in the best passages
+    (``coverage``: ``BM25Store.coverage``, IDF-weighted); an off-topic one has a flat top-5 and words the
+    passages lack. Without a coverage (no lexical index, or a question of stop words) nothing is taken off.
     """
     if not scores:
         return -1.0
     ranked = sorted(scores, reverse=True)
-    return ranked[0] + margin_weight * (ranked[0] - ranked[min(MARGIN_DEPTH, len(ranked)) - 1])
+    margin = ranked[0] - ranked[min(MARGIN_DEPTH, len(ranked)) - 1]
+    return ranked[0] + margin_weight * margin - coverage_weight * (1.0 - (1.0 if coverage is None else coverage))
 
 
-def abstain(scores: Sequence[float], threshold: float, margin_weight: float = 0.0) -> bool:
+def abstain(scores: Sequence[float], threshold: float, margin_weight: float = 0.0, coverage: float | None = None,
+            coverage_weight: float = 0.0) -> bool:
     """Whether to answer nothing: no passage, or ``confidence`` (the top cosine by default) is below ``threshold``.
 
-    Calibrated: ``abstain(cosines, ABSTAIN_THRESHOLD, ABSTAIN_MARGIN_WEIGHT)``, or ``abstain(cosines, 0.60)``
-    with the top cosine alone (``scores`` must be dense cosines, not fused hybrid scores).
+    Calibrated (``eval/calibrate_abstention.py``): ``abstain(cosines, ABSTAIN_THRESHOLD, ABSTAIN_MARGIN_WEIGHT,
+    coverage, ABSTAIN_COVERAGE_WEIGHT)`` (``scores`` must be dense cosines, not fused hybrid scores).
     """
-    return confidence(scores, margin_weight) < threshold
+    return confidence(scores, margin_weight, coverage, coverage_weight) < threshold
 
 
-__all__ = ["ABSTAIN_MARGIN_WEIGHT", "ABSTAIN_THRESHOLD", "CONCEPTS", "CUES", "RULES", "SUPPORT_THRESHOLD",
-           "Emergency", "SentenceSupport", "SupportChecker", "abstain", "confidence", "detect_emergency",
+__all__ = ["ABSTAIN_COVERAGE_WEIGHT", "ABSTAIN_MARGIN_WEIGHT", "ABSTAIN_THRESHOLD", "CONCEPTS", "CUES", "RULES",
+           "SUPPORT_THRESHOLD", "Emergency", "SentenceSupport", "SupportChecker", "abstain", "confidence", "detect_emergency",
            "dominant_script", "language_notice", "passage_sentences", "remove_doctor_claims", "split_answer"]

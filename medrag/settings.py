@@ -52,8 +52,9 @@ class Settings:
     reranker: str = ""  # a cross-encoder name or directory (medrag train-reranker) re-scoring the top passages
     rerank_depth: int = 20  # passages the reranker re-scores per question
     # trust (thresholds calibrated for all-MiniLM-L6-v2 on dev data: eval/reports/answering.md)
-    abstain_threshold: float = 0.66  # top dense cosine + margin weight x (top1 - top5) below this: abstain
-    abstain_margin_weight: float = 0.5
+    abstain_threshold: float = 0.52  # top dense cosine + margin - coverage penalty below this: abstain
+    abstain_margin_weight: float = 0.0  # x (top1 - top5 cosine)
+    abstain_coverage_weight: float = 0.15  # x (1 - IDF-weighted share of the question's stems in the top-5 passages)
     support_threshold: float = 0.65  # a sentence is supported when this close to a cited passage's sentence
     strict: bool = False  # drop unsupported sentences instead of flagging them
     # generation
@@ -119,7 +120,10 @@ class Settings:
     @classmethod
     def load(cls, path: str | Path) -> Settings:
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
+            data = json.loads(Path(path).read_text())
+            if "abstain_threshold" in data and "abstain_coverage_weight" not in data:
+                data["abstain_coverage_weight"] = 0.0  # saved before coverage existed: keep the gate it had
+            return cls.from_dict(data)
         except (OSError, ValueError) as exc:
             raise MedRAGError(f"cannot read settings {path}: {exc}") from exc
 

@@ -30,6 +30,26 @@ def test_out_of_scope_questions_abstain_without_generating(rag: MedRAG) -> None:
         assert answer.generator.startswith("hf:")  # named, but never called: nothing was generated
 
 
+def test_coverage_separates_covered_and_absent_topics(rag: MedRAG) -> None:
+    """The gate's coverage on the real small index: an indexed topic's words are in its best passages, an
+    absent rare disease's name is not, and the penalty takes the confidence below the calibrated threshold."""
+    from medrag import safety
+
+    def gate(question: str) -> tuple[float, float]:
+        hits = rag.retrieve_batch([question], safety.MARGIN_DEPTH, retriever="dense")[0]
+        coverage = rag.lexical.coverage(question, [h.chunk.id for h in hits])
+        s = rag.settings
+        return coverage, safety.confidence([h.score for h in hits], s.abstain_margin_weight, coverage,
+                                           s.abstain_coverage_weight)
+
+    covered, sure = gate(QUESTION)
+    absent, unsure = gate("What are the symptoms of Langer mesomelic dysplasia?")
+    assert covered >= 0.9 and absent < 0.5
+    assert sure >= rag.settings.abstain_threshold > unsure
+    assert not rag.ask(QUESTION).abstained
+    assert rag.ask("What are the symptoms of Langer mesomelic dysplasia?").abstained
+
+
 def test_emergency_message_comes_first(rag: MedRAG) -> None:
     answer = rag.ask("My father has sudden crushing chest pain and is sweating heavily")
     assert answer.emergency and answer.text.startswith(answer.notices[0])

@@ -119,6 +119,20 @@ def test_answer_metrics_by_hand() -> None:
     assert M.mention_recall("misleading", [["lead"]]) == 0.0
 
 
+def test_answer_metrics_match_scikit_learn() -> None:
+    metrics = pytest.importorskip("sklearn.metrics")  # installed with sentence-transformers
+    rng = random.Random(11)
+    labels = ["yes", "no", "maybe"]
+    for _ in range(20):
+        n = rng.randint(1, 40)
+        gold = [rng.choice(labels) for _ in range(n)]
+        pred = [rng.choice([*labels, None]) for _ in range(n)]  # None: unparsed, always wrong
+        shown = ["unparsed" if p is None else p for p in pred]
+        assert M.accuracy(pred, gold) == pytest.approx(metrics.accuracy_score(gold, shown))
+        expected = metrics.f1_score(gold, shown, labels=labels, average="macro", zero_division=0)
+        assert M.macro_f1(pred, gold, labels) == pytest.approx(expected)
+
+
 def test_rouge() -> None:
     assert M.rouge(["the cat sat on the mat"], [["a dog", "the cat sat on the mat"]]) == pytest.approx(
         {"rouge2": 1.0, "rougeL": 1.0})  # best reference
@@ -243,6 +257,37 @@ def test_mirage_loglik_resumes_and_survives_a_torn_line(rag: MedRAG, tmp_path: P
     assert all("generated" in r for r in records)
     assert generated["n_unparsed"] == sum(r["prediction"] is None for r in records)
     assert generated["accuracy"] == sum(r["prediction"] == r["gold"] for r in records) / 2
+
+
+@pytest.mark.parametrize(("name", "path"), [
+    ("mirage", "mirage_dev.json"), ("pubmedqa", "pubmedqa_dev.json"), ("bioasq", "bioasq/9B1_golden.json"),
+    ("liveqa", "liveqa"), ("mediqa", "mediqa2019"), ("medication_qa", "medication_qa"), ("covid_qa", "covid_qa"),
+])
+def test_every_dataset_runs_with_the_tiny_gpt2(name: str, path: str, small_index: Path, embedder: Embedder,
+                                               tmp_path: Path) -> None:
+    """Each set end to end on its real dev file through the LM path: options by log-likelihood, free text
+    generated (abstention off, so the model writes every answer) and support-checked."""
+    rag = MedRAG.load(small_index, abstain_threshold=-2.0)  # the gate never closes: confidence >= -1.15
+    rag.embedder = embedder
+    out = tmp_path / name
+    metrics = evaluate(rag, name, EVAL / path, out, generator=str(TINY_GPT2), limit=4, k=2, progress=False)
+    records = lines(out / "predictions.jsonl")
+    assert metrics["n_questions"] == len(records) >= 2  # mediqa: some questions have no judged-correct answer
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["toy"] and config["k"] == 2
+    for r in records:
+        assert r["seconds"] > 0 and r["pmids"] is not None
+        if "scores" in r:  # multiple choice or yes/no: the most likely option, never unparsed
+            assert r["prediction"] in r["scores"]
+        else:  # free text: the model's own words, checked sentence by sentence, never an abstention
+            assert r["abstained"] is False and r["prediction"] and r["invalid_citations"] >= 0
+    if records[0].get("scores"):
+        assert 0 <= metrics["accuracy"] <= 1 and metrics["n_unparsed"] == 0
+    if any("scores" not in r for r in records):
+        assert 0 <= metrics["rougeL"] < 1 and metrics["abstention_rate"] == 0
+    if name == "bioasq":
+        assert (out / "bioasq_submission.json").exists() and "factoid.strict" in metrics
+    assert "random-weight test model" in (out / "report.md").read_text()
 
 
 def test_liveqa_extractive_through_the_command(small_index: Path, tmp_path: Path) -> None:

@@ -297,3 +297,18 @@ def test_parse_filter_and_match() -> None:
 def test_parse_filter_rejects_bad_specs(spec: str) -> None:
     with pytest.raises(MedRAGError):
         parse_filter(spec)
+
+
+def test_coverage_weighs_rare_stems_and_misses_unknown_ones() -> None:
+    bm25 = BM25Store()
+    texts = ["Metformin lowers blood glucose in type 2 diabetes.", "Blood pressure rises with age.",
+             "Exercise lowers blood pressure.", "Blood tests measure glucose."]
+    bm25.add(np.array([10, 11, 12, 13]), texts)
+    assert bm25.coverage("Metformin lowers glucose?", [10]) == 1.0  # every stem in the passage
+    assert bm25.coverage("Metformin lowers glucose?", [11]) == 0.0
+    common, rare = bm25.coverage("metformin blood", [11]), bm25.coverage("metformin blood", [10])
+    assert rare == 1.0 and 0 < common < 0.5  # "blood" is in every text: it weighs less than "metformin"
+    # a word the index never saw weighs most and is never covered: the topic is absent
+    assert 0 < bm25.coverage("metformin for Langer mesomelic dysplasia", [10]) < 0.4
+    assert bm25.coverage("what is the", [10]) is None  # stop words only: nothing to cover
+    assert bm25.coverage("metformin", []) == 0.0

@@ -144,7 +144,7 @@ def test_openai_retries_then_one_line_errors(small_index: Path, server: ChatServ
 
 def test_cli_streams_then_prints_the_checked_answer(small_index: Path, server: ChatServer) -> None:
     result = medrag_cli("ask", QUESTION, "--index", small_index, "--generator", "openai:tiny-gpt2", "--base-url",
-                        server.url, "--stream", "--set", "max_new_tokens=16", "--set", "abstain_threshold=0",
+                        server.url, "--stream", "--set", "max_new_tokens=16", "--set", "abstain_threshold=-2",
                         check=True)
     assert server.requests and server.requests[-1]["body"]["stream"] is True
     raw, _, checked = result.stdout.partition("--- checked answer ---")

@@ -16,11 +16,16 @@ from .conftest import QUESTION, SMALL_CORPUS, TINY_GPT2
 
 
 
-def test_index_layout_and_counts(small_index: Path, rag: MedRAG) -> None:
+def test_index_layout_and_counts(small_index: Path, rag: MedRAG, tmp_path: Path) -> None:
     manifest = json.loads((small_index / "manifest.json").read_text())
     assert sorted(p.name for p in small_index.iterdir()) == sorted(
         ["manifest.json", "settings.json", *manifest["files"].values()])
     assert Settings.load(small_index / "settings.json") == Settings()
+    # settings saved before the abstention gate had a coverage term keep the gate they were saved with
+    older = {k: v for k, v in json.loads((small_index / "settings.json").read_text()).items()
+             if k != "abstain_coverage_weight"}
+    (tmp_path / "older.json").write_text(json.dumps(older))
+    assert Settings.load(tmp_path / "older.json") == Settings(abstain_coverage_weight=0.0)
     info = rag.info()
     assert info["chunks"] == info["vectors"] == manifest["chunks"] > info["documents"] > 30
     assert set(info["sources"]) == {"pubmed", "consumer_health"}

@@ -12,6 +12,7 @@ from medrag.safety import (
     SUPPORT_THRESHOLD,
     SupportChecker,
     abstain,
+    confidence,
     detect_emergency,
     language_notice,
     remove_doctor_claims,
@@ -94,3 +95,8 @@ def test_abstain() -> None:
     assert not abstain([0.55, 0.3], 0.4)
     peaked, flat = [0.62, 0.45, 0.44, 0.43, 0.40], [0.62, 0.61, 0.61, 0.60, 0.60]  # same top-1 cosine
     assert not abstain(peaked, 0.66, margin_weight=0.5) and abstain(flat, 0.66, margin_weight=0.5)
+    # a question whose rare words the passages lack loses up to coverage_weight; no coverage known: no penalty
+    assert confidence([0.6, 0.5], coverage=0.25, coverage_weight=0.2) == pytest.approx(0.6 - 0.2 * 0.75)
+    assert confidence([0.6, 0.5], coverage=None, coverage_weight=0.2) == confidence([0.6, 0.5]) == 0.6
+    assert abstain([0.6], 0.55, coverage=0.5, coverage_weight=0.15) and not abstain([0.6], 0.55, coverage=1.0,
+                                                                                      coverage_weight=0.15)
