@@ -46,7 +46,7 @@ def main() -> None:
 
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(resolve_model_path(Settings().embedder), device="cpu")
+    model = SentenceTransformer(resolve_model_path(Settings().embedding.model), device="cpu")
     torch.set_num_threads(Settings().num_threads)
     start = time.perf_counter()
     model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)

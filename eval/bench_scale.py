@@ -36,7 +36,7 @@ from medrag.distributed import ingest_ray
 from medrag.lexical import BM25Store
 from medrag.stores import layout
 from medrag.stores.chunks import ChunkStore
-from medrag.stores.faiss import FaissStore
+from medrag.stores.faiss_store import FaissStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SNIPPETS = ROOT.parent / "shared" / "data" / "corpora" / "pubmed" / "bioasq_snippets.jsonl"

@@ -25,8 +25,8 @@ import numpy as np
 
 from medrag import MedRAG
 from medrag.evaluation.datasets import load as load_questions
-from medrag.stores.faiss import FaissStore, flat_vectors
-from medrag.stores.faiss import inner as stored_inner
+from medrag.stores.faiss_store import FaissStore, flat_vectors
+from medrag.stores.faiss_store import inner as stored_inner
 
 ROOT = Path(__file__).resolve().parents[1]
 BIOASQ = ROOT.parent / "shared" / "data" / "eval" / "bioasq"
@@ -55,7 +55,7 @@ def real_vectors(index: Path, questions: list[str], rag: MedRAG) -> tuple[np.nda
     CACHE.mkdir(parents=True, exist_ok=True)
     meta_path, corpus_path, query_path = CACHE / "source.json", CACHE / "corpus.npy", CACHE / "queries.npy"
     source = {"index": str(index.resolve()), "chunks": rag.vectors.count(), "questions": len(questions),
-              "embedder": rag.settings.embedder}
+              "embedder": rag.settings.embedding.model}
     if meta_path.exists() and json.loads(meta_path.read_text()) == source:
         return np.load(corpus_path, allow_pickle=False), np.load(query_path, allow_pickle=False)
     inner = stored_inner(rag.vectors.index)

@@ -23,7 +23,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from medrag.embedding import Embedder
-from medrag.generation.extractive import split_sentences
+from medrag.generation.citations import split_sentences
 from medrag.safety import SupportChecker, passage_sentences, split_answer
 
 log = logging.getLogger("calibrate_support")

@@ -32,6 +32,7 @@ import numpy as np
 
 from medrag import fusion
 from medrag.embedding import Embedder
+from medrag.settings import Settings
 from medrag.evaluation import metrics as M
 from medrag.evaluation.harness import RETRIEVAL_METRICS, _ranked
 from medrag.reranking import Reranker
@@ -68,9 +69,9 @@ def prepare(index: Path, dataset: str, data: Path, out: Path) -> None:
 def rank(bundle: dict[str, Any], model: str) -> dict[str, list[list[tuple[int, float]]]]:
     """Each question's ranked (chunk id, score) lists: dense with ``model``, and fused with the bundle's BM25
     (RRF; min-max score fusion with the dense side weighted 0.5 to 0.8)."""
-    settings = bundle["settings"]
-    embedder = Embedder(model, query_prompt=settings.get("query_prompt", ""),
-                        document_prompt=settings.get("document_prompt", ""), batch_size=128)
+    settings = Settings(**bundle["settings"])  # nested, or the flat form of bundles made before the groups
+    embedder = Embedder(model, query_prompt=settings.embedding.query_prompt,
+                        document_prompt=settings.embedding.document_prompt, batch_size=128)
     chunk_ids = np.array([c[0] for c in bundle["chunks"]], dtype=np.int64)
     docs = embedder.embed_documents([c[3] for c in bundle["chunks"]])
     questions = bundle["questions"]
@@ -79,9 +80,9 @@ def rank(bundle: dict[str, Any], model: str) -> dict[str, list[list[tuple[int, f
     dense = (chunk_ids[top], np.take_along_axis(sims, top, axis=1))
     bm25 = (np.array([q["bm25_ids"] for q in questions]), np.array([q["bm25_scores"] for q in questions]))
     rankings = {"dense": [list(zip(i.tolist(), s.tolist())) for i, s in zip(*dense)],
-                "hybrid-rrf": fusion.rrf_batch([dense[0], bm25[0]], k=settings.get("rrf_k", 60), limit=DEPTH),
+                "hybrid-rrf": fusion.rrf_batch([dense[0], bm25[0]], k=settings.retrieval.rrf_k, limit=DEPTH),
                 "hybrid-rrf-k20": fusion.rrf_batch([dense[0], bm25[0]], k=20, limit=DEPTH),
-                "hybrid-rrf-w0.6": fusion.rrf_batch([dense[0], bm25[0]], k=settings.get("rrf_k", 60),
+                "hybrid-rrf-w0.6": fusion.rrf_batch([dense[0], bm25[0]], k=settings.retrieval.rrf_k,
                                                     weights=[0.6, 0.4], limit=DEPTH)}
     for w in (0.5, 0.6, 0.7, 0.8):
         name = "hybrid-minmax" if w == 0.5 else f"hybrid-minmax-w{w}"

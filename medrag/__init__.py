@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Answer": "medrag.answer", "Citation": "medrag.answer", "Chunk": "medrag.documents",
     "Deletion": "medrag.documents", "Document": "medrag.documents", "MedRAGError": "medrag.errors",
-    "IngestReport": "medrag.pipeline", "MedRAG": "medrag.pipeline", "PRESETS": "medrag.settings",
+    "IngestReport": "medrag.ingest", "MedRAG": "medrag.pipeline", "PRESETS": "medrag.settings",
     "Settings": "medrag.settings",
 }
 __all__ = ["PRESETS", "Answer", "Chunk", "Citation", "Deletion", "Document", "IngestReport", "MedRAG",

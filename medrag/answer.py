@@ -1,25 +1,45 @@
-"""Answer: what ``MedRAG.ask`` returns: text with [n] markers, the sources they resolve to, and how."""
+"""Answer: what ``MedRAG.ask`` returns, in typed parts, with one terminal rendering and one JSON schema.
+
+The parts: ``notices`` (the emergency message first, then other notices), ``body`` (the answer sentences
+with their ``[n]`` markers, or the abstention message), ``disclaimer`` (the not-medical-advice line),
+``sentences`` (each checked against the passages it cites), ``citations`` (the cited passages, resolved
+to their sources) and ``retrieved`` (every passage the answer was written from). ``text`` is the three
+text parts joined, as a person reads them. ``Answer.json_schema()`` is the schema that ``medrag ask --json``
+and the server's ``/v1/ask`` follow (docs/answer.md).
+"""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
-DISCLAIMER = ("This answer summarises published sources for information only; it is not medical advice. "
-              "Ask a doctor or other qualified clinician about your own situation.")
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from medrag.i18n.messages import labels as language_labels
+from medrag.i18n.messages import message
+
+#: the words medrag itself writes, in English (``medrag.i18n.messages`` holds every language's)
+NO_EVIDENCE = message("no_evidence")
+NO_SENTENCE = message("no_sentence")
+ABSTAIN = message("abstain")
+DISCLAIMER = message("disclaimer")
 
 
-@dataclass(frozen=True)
-class Citation:
+class Part(BaseModel):
+    """A frozen part of an answer."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Citation(Part):
     """A passage an answer cites as ``[n]``, resolved to its source."""
 
     n: int
     pmid: str | None
     url: str | None
     title: str
-    journal: str | None
-    year: int | None
-    source: str | None
+    journal: str | None = None
+    year: int | None = None
+    source: str | None = None
     score: float
     text: str
 
@@ -36,47 +56,82 @@ class Citation:
         return ". ".join(parts)
 
 
-def _short(text: str, width: int = 90) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+class Passage(Part):
+    """A retrieved passage, numbered as the generator saw it (``[n]``)."""
+
+    n: int
+    chunk_id: int | None
+    doc_id: str
+    pmid: str | None
+    url: str | None
+    title: str
+    score: float
 
 
-@dataclass(frozen=True)
-class Answer:
-    """A cited answer. ``text`` ends with the not-medical-advice line; every ``[n]`` in it is in ``citations``."""
+class Sentence(Part):
+    """An answer sentence, the passages it cites and how closely the closest of them supports it."""
+
+    text: str
+    citations: list[int]
+    support: float = Field(description="cosine to the closest sentence of a cited passage")
+    supported: bool
+
+
+class Answer(Part):
+    """A cited answer. Every ``[n]`` in ``body`` is in ``citations``; ``text`` ends with the disclaimer."""
 
     question: str
-    text: str
-    citations: list[Citation]
+    body: str
+    citations: list[Citation] = []
     generator: str
-    retrieved: list[dict[str, Any]] = field(default_factory=list)
-    invalid_citations: int = 0
+    retrieved: list[Passage] = []
+    invalid_citations: int = Field(0, description="markers removed: they named no passage in the prompt")
     abstained: bool = False
     emergency: bool = False
-    sentences: list[dict[str, Any]] = field(default_factory=list)  # {text, citations, support, supported}
-    notices: list[str] = field(default_factory=list)  # emergency message, language notice: shown first
-    removed_sentences: int = 0  # dropped: claims to be a doctor, or unsupported with strict
+    sentences: list[Sentence] = []
+    notices: list[str] = Field([], description="emergency message first, then other notices")
+    removed_sentences: int = Field(0, description="dropped: claims to be a doctor, or unsupported with strict")
+    disclaimer: str = DISCLAIMER
+    language: str = Field("en", description="the question's language (ISO 639-1)")
+    query: str = Field("", description="what was searched, when it differs from the question (translation)")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def text(self) -> str:
+        """Notices, body and disclaimer as one text."""
+        return "\n\n".join([*self.notices, self.body, self.disclaimer])
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump(mode="json")
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False)
 
-    def render(self) -> str:
-        """The answer as a person reads it in a terminal."""
-        body = self.text.removesuffix(DISCLAIMER).rstrip()
-        for notice in self.notices:
-            body = body.removeprefix(notice).lstrip()
-        lines = [*(f"!! {notice}" for notice in self.notices), *([""] if self.notices else []), body, ""]
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        """The JSON schema of ``to_dict()`` (``medrag ask --json``, the server's ``/v1/ask``)."""
+        return cls.model_json_schema(mode="serialization")
+
+    def render(self, labels: dict[str, str] | None = None) -> str:
+        """The answer as a person reads it in a terminal, the words medrag adds in the answer's language
+        (``labels`` overrides them)."""
+        words = {**language_labels(self.language), **(labels or {})}
+        lines = [*(f"!! {notice}" for notice in self.notices), *([""] if self.notices else []), self.body, ""]
         if self.sentences:
-            lines.append("Support (closest cited passage sentence, cosine):")
-            lines += [f"  {s['support']:.2f} {'ok ' if s['supported'] else 'LOW'} "
-                      f"{''.join(f'[{n}]' for n in s['citations']) or '[-]'} {_short(s['text'])}" for s in self.sentences]
+            lines.append(words["support"])
+            lines += [f"  {s.support:.2f} {words['supported'] if s.supported else words['unsupported']} "
+                      f"{''.join(f'[{n}]' for n in s.citations) or '[-]'} {_short(s.text)}" for s in self.sentences]
             lines.append("")
         if self.citations:
-            lines += ["Sources:", *(c.line() for c in self.citations), ""]
+            lines += [words["sources"], *(c.line() for c in self.citations), ""]
         elif self.abstained and self.retrieved:
-            lines += ["Closest sources (they do not answer the question):",
-                      *(f"  {r['title'] or r['doc_id']}. {r['url'] or ''}" for r in self.retrieved[:3]), ""]
-        lines += [f"(answered by: {self.generator})", DISCLAIMER]
+            lines += [words["closest"], *(f"  {r.title or r.doc_id}. {r.url or ''}" for r in self.retrieved[:3]), ""]
+        lines += [words["answered_by"].format(generator=self.generator), self.disclaimer]
         return "\n".join(lines)
+
+
+def _short(text: str, width: int = 90) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+__all__ = ["ABSTAIN", "DISCLAIMER", "NO_EVIDENCE", "NO_SENTENCE", "Answer", "Citation", "Passage", "Sentence"]

@@ -2,9 +2,15 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
+
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from medrag.documents import Chunk, Document
+
+if TYPE_CHECKING:
+    from medrag.embedding import Embedder
+    from medrag.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +24,12 @@ class Chunker:
     ``max_tokens`` counts special tokens too, so it is at most the embedder's ``max_seq_length``;
     ``overlap`` tokens are repeated between neighbouring chunks of one document.
     """
+
+    @classmethod
+    def for_embedder(cls, embedder: Embedder, settings: Settings) -> Chunker:
+        """A chunker in ``embedder``'s tokens, sized by ``settings.chunking`` (at most the model's length)."""
+        size = min(settings.chunking.tokens, embedder.max_seq_length)
+        return cls(embedder.tokenizer, size, settings.chunking.overlap, settings.embedding.document_prompt)
 
     def __init__(self, tokenizer, max_tokens: int, overlap: int = 16, prompt: str = "") -> None:  # noqa: ANN001
         self.tokenizer = tokenizer

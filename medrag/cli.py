@@ -9,12 +9,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from medrag import MedRAG, MedRAGError, Settings
-from medrag.corpus import PubMedQuery
-from medrag.training import LOSSES
+from medrag.errors import MedRAGError
+from medrag.settings import RETRIEVERS, Settings
 from medrag.evaluation.cli import register as register_eval
-from medrag.readers.entrez import NCBI_EUTILS
-from medrag.settings import RETRIEVERS
+from medrag.server.cli import register as register_server
+from medrag.training.generator_cli import register as register_train_generator
 
 log = logging.getLogger("medrag")
 
@@ -31,8 +30,14 @@ def _settings_args(parser: argparse.ArgumentParser, build: bool) -> None:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
+    from medrag import MedRAG
+    from medrag.sources import PubMedQuery
+    from medrag.sources.entrez import NCBI_EUTILS
+
     changes = {**Settings.parse_assignments(args.assignments), "embedder": args.embedder,
-               "index_type": args.index_type, "threads": args.threads}
+               "index_type": args.index_type, "threads": args.threads,
+               "ingest.notes_already_deidentified": True if args.notes_already_deidentified else None,
+               "ingest.deid_shift_dates": True if args.shift_dates else None}
     if (args.index / "manifest.json").exists():
         rag = MedRAG.load(args.index, **changes)
         log.info("adding to the existing index %s (%d chunks)", args.index, rag.chunks.count())
@@ -40,7 +45,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         rag = MedRAG(Settings.preset(args.preset, **changes))
     pubmed = PubMedQuery(email=args.email or os.environ.get("NCBI_EMAIL"), download_dir=args.index / "downloads",
                          max_records=args.max, api_key=args.api_key or os.environ.get("NCBI_API_KEY"),
-                         base_url=args.eutils_url)
+                         base_url=args.eutils_url or NCBI_EUTILS)
     if args.engine == "ray":
         from medrag.distributed import ingest_ray
 
@@ -57,6 +62,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
+    from medrag import MedRAG
+
     if not args.question.strip():
         raise MedRAGError('empty question: ask something, e.g. medrag ask "What causes anemia?" --index DIR')
     rag = MedRAG.load(args.index, **Settings.parse_assignments(args.assignments), embedder=args.embedder,
@@ -78,7 +85,27 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_case(args: argparse.Namespace) -> int:
+    from medrag import MedRAG
+
+    note = sys.stdin.read() if str(args.note) == "-" else _read_note(args.note)
+    rag = MedRAG.load(args.index, **Settings.parse_assignments(args.assignments), threads=args.threads)
+    notes = MedRAG.load(args.similar_index, threads=args.threads) if args.similar_index else None
+    found = rag.case(note, k=args.k, similar=args.similar, strict=args.strict or None, similar_from=notes)
+    print(json.dumps(found.to_dict(), ensure_ascii=False) if args.json else found.render())
+    return 0
+
+
+def _read_note(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MedRAGError(f"cannot read the note {path}: {exc}") from exc
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
+    from medrag import MedRAG
+
     info = MedRAG.load(args.index, threads=args.threads).info()
     if args.json:
         print(json.dumps(info, indent=2))
@@ -140,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_args(ingest, build=True)
     ingest.add_argument("--skip-bad", action="store_true", help="skip unreadable files and list them at the end")
     ingest.add_argument("--quiet", action="store_true", help="no progress bars")
+    notes = ingest.add_argument_group("clinical notes (always de-identified before anything is stored)")
+    notes.add_argument("--notes-already-deidentified", action="store_true",
+                       help="the notes carry no protected health information: do not de-identify them "
+                            "(recorded in the index's settings)")
+    notes.add_argument("--shift-dates", action="store_true",
+                       help="shift each patient's dates by a keyed offset instead of removing them "
+                            "(intervals stay meaningful; key from $MEDRAG_DEID_KEY)")
     dist = ingest.add_argument_group("distributed embedding (pip install 'medrag[ray]')")
     dist.add_argument("--engine", choices=("local", "ray"), default="local",
                       help="local (default), or ray: embed shards on a Ray pool, then merge into the index")
@@ -149,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--max", type=int, default=1000, help="most citations to fetch per query (default 1000)")
     live.add_argument("--email", help="your email, sent to NCBI as E-utilities require (or $NCBI_EMAIL)")
     live.add_argument("--api-key", help="NCBI API key: 10 requests/s instead of 3 (or $NCBI_API_KEY)")
-    live.add_argument("--eutils-url", default=NCBI_EUTILS, help="E-utilities base URL (a mirror, or a test server)")
+    live.add_argument("--eutils-url", help="E-utilities base URL (default: NCBI's; a mirror, or a test server)")
     ingest.set_defaults(run=_cmd_ingest)
 
     ask = sub.add_parser("ask", help="answer a question from an index, with citations")
@@ -170,6 +204,17 @@ def build_parser() -> argparse.ArgumentParser:
                                         "http://localhost:8000/v1 (key from $OPENAI_API_KEY)")
     ask.set_defaults(run=_cmd_ask)
 
+    case = sub.add_parser("case", help="a clinical note's problems with cited evidence (de-identified in memory, "
+                                       "stored nowhere)")
+    case.add_argument("note", type=Path, help="the note's text file, or - to read it from standard input")
+    _settings_args(case, build=False)
+    case.add_argument("--k", type=int, help="passages per problem (default: the index's setting)")
+    case.add_argument("--similar", type=int, default=0, metavar="N", help="also list the N most similar notes")
+    case.add_argument("--similar-index", type=Path, help="the notes index to find similar notes in (default: --index)")
+    case.add_argument("--strict", action="store_true", help="drop answer sentences their citations do not support")
+    case.add_argument("--json", action="store_true", help="print the analysis as one JSON object")
+    case.set_defaults(run=_cmd_case)
+
     info = sub.add_parser("info", help="what an index holds and how it was built")
     _settings_args(info, build=False)
     info.add_argument("--json", action="store_true", help="print as JSON")
@@ -179,13 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
                              batch_size=64, learning_rate=5e-5)
     embedder.add_argument("--hard-negatives", type=int, default=0,
                           help="BM25-mined negatives per pair beside the in-batch ones (default 0)")
-    embedder.add_argument("--loss", choices=LOSSES, default="mnrl",
+    embedder.add_argument("--loss", choices=("mnrl", "gist"), default="mnrl",
                           help="mnrl (default), or gist: the base model masks likely false in-batch negatives")
     reranker = _train_parser(sub, "reranker", "train a cross-encoder reranker on question-passage pairs",
                              batch_size=32, learning_rate=5e-5)
     reranker.add_argument("--negatives", type=int, default=1, help="BM25-mined negatives per pair (default 1)")
+    register_train_generator(sub)
 
     register_eval(sub)
+    register_server(sub)
     return parser
 
 

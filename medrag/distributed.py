@@ -11,6 +11,7 @@ saved: a killed run re-embeds only the shards it had not written.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -19,26 +20,25 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from medrag import corpus, readers
+from medrag import sources
+from medrag.chunking import Chunker
 from medrag.documents import Deletion
+from medrag.embedding import Embedder
 from medrag.errors import MedRAGError
-from medrag.settings import Settings
-
-if TYPE_CHECKING:
-    from medrag.pipeline import IngestReport, MedRAG
+from medrag.fileio import write_npy
+from medrag.ingest import IngestReport, Target, check_sources, file_key, ingest, read_source, tag_source
+from medrag.settings import CHUNK_FIELDS, Settings
 
 log = logging.getLogger(__name__)
 
 SHARDS = ".ray-shards"  # inside the index directory, removed once the merge has saved
 RECORDS_PER_SHARD = 2000  # records per shard: what a killed run can lose
 EMBED_BATCH = 1024  # texts per actor call: sentence-transformers sorts them by length into batches of 64
-#: the settings a chunk's text and vector depend on: shards made under others are not reused
-SHARD_FIELDS = ("embedder", "embedder_precision", "chunk_tokens", "chunk_overlap", "document_prompt")
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class Shard:
     source_type: str | None
     start: int
     stop: int
+    options: str = "{}"  # the recipe's reader options, as JSON (Ray rows carry plain values)
 
 
 def text_key(text: str) -> tuple[int, int]:
@@ -59,47 +60,45 @@ def text_key(text: str) -> tuple[int, int]:
     return int.from_bytes(digest[:8], "big"), int.from_bytes(digest[8:16], "big")
 
 
-def plan(checked: Sequence[tuple[corpus.Source, int]], settings: Settings,
+def plan(checked: Sequence[tuple[sources.Source, int]], settings: Settings,
          records_per_shard: int = RECORDS_PER_SHARD) -> list[Shard]:
-    """Shards covering every record of the checked sources, in source order."""
-    from medrag.pipeline import file_key
-
+    """Shards covering every record of the checked sources, in source order; shards made under other
+    ``CHUNK_FIELDS`` (the settings a chunk's text and vector depend on) are not reused."""
     if records_per_shard <= 0:
         raise MedRAGError(f"records per shard must be positive, not {records_per_shard}")
-    config = "\0".join(str(getattr(settings, f)) for f in SHARD_FIELDS)
+    config = "\0".join(str(settings.get(f)) for f in CHUNK_FIELDS)
     shards = []
     for src, n_records in checked:
         path, fingerprint = file_key(src)
         for start in range(0, max(n_records, 1), records_per_shard):
             stop = min(n_records, start + records_per_shard)
             key = hashlib.sha1(f"{config}\0{path}\0{fingerprint}\0{start}\0{stop}".encode()).hexdigest()[:24]
-            shards.append(Shard(key, str(src.path), src.format, src.source_type, start, stop))
+            shards.append(Shard(key, str(src.path), src.format, src.source_type, start, stop,
+                                json.dumps(src.options, sort_keys=True, default=str)))
     return shards
 
 
 # -- on the workers -------------------------------------------------------------------------------
-_PIPELINES: dict[str, MedRAG] = {}
+_PARTS: dict[str, tuple[Embedder, Chunker]] = {}
 
 
-def _pipeline(settings: dict[str, Any]) -> MedRAG:
-    """One pipeline (chunker, embedder) per worker process and settings."""
-    from medrag.pipeline import MedRAG
-
+def _parts(settings: dict[str, Any]) -> tuple[Embedder, Chunker]:
+    """One embedder and chunker per worker process and settings."""
     key = repr(sorted(settings.items()))
-    if key not in _PIPELINES:
-        _PIPELINES[key] = MedRAG(Settings(**settings))
-    return _PIPELINES[key]
+    if key not in _PARTS:
+        built = Settings(**settings)
+        embedder = Embedder.from_settings(built)
+        _PARTS[key] = embedder, Chunker.for_embedder(embedder, built)
+    return _PARTS[key]
 
 
 def chunk_shard(row: dict[str, Any], settings: dict[str, Any]) -> list[dict[str, Any]]:
     """The distinct chunk texts of one shard, each row tagged with the shard and its number of texts."""
-    from medrag.pipeline import tag_source
-
     shard = Shard(**{f: row[f] for f in Shard.__dataclass_fields__})
-    src = corpus.Source(Path(shard.path), shard.format, shard.source_type)
-    chunker = _pipeline(settings).chunker
+    src = sources.Source(Path(shard.path), shard.format, shard.source_type, json.loads(shard.options))
+    chunker = _parts(settings)[1]
     texts: dict[tuple[int, int], str] = {}
-    for position, record in enumerate(readers.read(src.path, src.format)):
+    for position, record in enumerate(read_source(src, Settings(**settings))):
         if position >= shard.stop:
             break
         if position < shard.start or isinstance(record, Deletion):
@@ -114,7 +113,7 @@ class EmbedActor:
     """A Ray actor holding one embedding model; embeds batches of chunk texts."""
 
     def __init__(self, settings: dict[str, Any], threads: int) -> None:
-        self.embedder = _pipeline({**settings, "threads": threads}).embedder
+        self.embedder = _parts({**settings, "threads": threads})[0]
         self.embedder.model  # noqa: B018 - load once, when the actor starts
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -136,9 +135,7 @@ class ShardStore:
     def write(self, key: str, keys: np.ndarray, vectors: np.ndarray) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         for name, array in (("vectors", vectors), ("keys", keys)):
-            tmp = self.directory / f".{key}.{name}.npy"
-            np.save(tmp, array, allow_pickle=False)
-            os.replace(tmp, self.directory / f"{key}.{name}.npy")
+            write_npy(self.directory / f"{key}.{name}.npy", array)
 
     def lookup(self, keys: Iterable[str], dim: int) -> ShardVectors:
         return ShardVectors(self.directory, list(keys), dim)
@@ -235,18 +232,16 @@ def embed_shards(shards: Sequence[Shard], store: ShardStore, settings: Settings,
     return len(todo)
 
 
-def ingest_ray(rag: MedRAG, paths: Iterable[str | Path], save_to: str | Path, *, address: str | None = None,
+def ingest_ray(rag: Target, paths: Iterable[str | Path], save_to: str | Path, *, address: str | None = None,
                workers: int | None = None, threads: int | None = None, skip_bad: bool = False,
-               progress: bool = True, pubmed: corpus.PubMedQuery | None = None,
+               progress: bool = True, pubmed: sources.PubMedQuery | None = None,
                records_per_shard: int = RECORDS_PER_SHARD) -> IngestReport:
-    """``rag.ingest`` with the embedding done by Ray: ``workers`` actors of ``threads`` CPU threads each
+    """``medrag.ingest.ingest`` with the embedding done by Ray: ``workers`` actors of ``threads`` CPU threads each
     (local default: one worker per two cores), on a local Ray instance or the cluster at ``address``."""
-    from medrag.pipeline import IngestReport, check_sources
-
     save_to = Path(save_to)
-    sources = corpus.expand(list(paths), pubmed, progress)
+    expanded = sources.expand(list(paths), pubmed, progress)
     precheck = IngestReport()
-    checked = check_sources(sources, precheck, skip_bad, progress)
+    checked = check_sources(expanded, precheck, skip_bad, progress, rag.settings)
     cpus = os.cpu_count() or 1
     threads = threads or (2 if cpus >= 2 else 1)
     workers = workers or max(1, cpus // threads)
@@ -258,7 +253,7 @@ def ingest_ray(rag: MedRAG, paths: Iterable[str | Path], save_to: str | Path, *,
     shard_seconds = time.perf_counter() - started
     log.info("%d shards embedded on Ray, %d kept from an earlier run", embedded, len(shards) - embedded)
     lookup = store.lookup((s.key for s in shards), rag.embedder.dim)
-    report = rag.ingest((), save_to=save_to, progress=progress, vectors=lookup, checked=checked)
+    report = ingest(rag, save_to=save_to, progress=progress, embed=lookup, checked=checked)
     report.skipped = precheck.skipped
     report.shards, report.shard_seconds = embedded, shard_seconds
     shutil.rmtree(store.directory, ignore_errors=True)  # the index has saved: the shards are spent

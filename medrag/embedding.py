@@ -6,10 +6,14 @@ import os
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from medrag.errors import MedRAGError
+
+if TYPE_CHECKING:
+    from medrag.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,13 @@ class Embedder:
         self.threads = threads or os.cpu_count() or 1
         self.query_model_name = query_model  # an asymmetric pair's query encoder (MedCPT-style); "" = same
         self.device = device  # "" = a GPU when torch sees one, else the CPU
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Embedder:
+        """The embedder an index's settings name (``settings.embedding``, ``settings.threads``)."""
+        e = settings.embedding
+        return cls(e.model, precision=e.precision, query_prompt=e.query_prompt, document_prompt=e.document_prompt,
+                   batch_size=e.batch_size, threads=settings.threads, query_model=e.query_model)
 
     @cached_property
     def model(self):  # noqa: ANN201 - a SentenceTransformer

@@ -12,7 +12,7 @@ from medrag.documents import Chunk
 from medrag.embedding import Embedder
 from medrag.errors import MedRAGError
 from medrag.filters import Filter
-from medrag.lexical import BM25Store
+from medrag.lexical import LexicalStore
 from medrag.reranking import Reranker
 from medrag.settings import Settings
 from medrag.stores import VectorStore
@@ -35,7 +35,7 @@ class Hit:
 class Retriever:
     """Searches the vector store, the BM25 index or both (fused by RRF or normalised scores)."""
 
-    def __init__(self, embedder: Embedder, vectors: VectorStore, chunks: ChunkStore, lexical: BM25Store | None,
+    def __init__(self, embedder: Embedder, vectors: VectorStore, chunks: ChunkStore, lexical: LexicalStore | None,
                  settings: Settings, reranker: Reranker | None = None) -> None:
         self.embedder = embedder
         self.vectors = vectors
@@ -56,12 +56,12 @@ class Retriever:
                 raise MedRAGError('empty question: ask something, e.g. medrag ask "What causes anemia?"')
         if k <= 0:
             raise MedRAGError(f"k must be a positive number of passages, not {k}")
-        mode = mode or self.settings.retriever
+        mode = mode or self.settings.retrieval.retriever
         if mode != "dense" and self.lexical is None:
             raise MedRAGError(f"the {mode} retriever needs a BM25 index; this index was built without one")
         filtered = where is not None and not where.is_empty
-        rerank_depth = self.settings.rerank_depth if self.reranker is not None and rerank else 0
-        depth = max(k, rerank_depth, self.settings.fusion_candidates if mode == "hybrid" else k) * (
+        rerank_depth = self.settings.retrieval.rerank_depth if self.reranker is not None and rerank else 0
+        depth = max(k, rerank_depth, self.settings.retrieval.fusion_candidates if mode == "hybrid" else k) * (
             FILTER_OVERFETCH if filtered else 1)
         dense = bm25 = None
         if mode != "bm25":
@@ -101,9 +101,9 @@ class Retriever:
         if len(sides) == 1:
             ids, scores = sides[0]
             return [(int(i), float(s)) for i, s in zip(ids, scores) if i >= 0]
-        share = self.settings.dense_weight  # the dense side comes first; 0.5 weighs both sides 1
+        share = self.settings.retrieval.dense_weight  # the dense side comes first; 0.5 weighs both sides 1
         weights = (2 * share, 2 * (1 - share))
-        if self.settings.fusion == "rrf":
-            return fusion.rrf([ids for ids, _ in sides], k=self.settings.rrf_k, weights=weights)
+        if self.settings.retrieval.fusion == "rrf":
+            return fusion.rrf([ids for ids, _ in sides], k=self.settings.retrieval.rrf_k, weights=weights)
         return fusion.score_fusion([(ids[ids >= 0], s[ids >= 0]) for ids, s in sides], weights,
-                                   normalize=self.settings.fusion)
+                                   normalize=self.settings.retrieval.fusion)

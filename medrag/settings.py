@@ -1,151 +1,384 @@
-"""One frozen Settings object with named presets, saved as settings.json beside every index."""
+"""Typed, nested settings with named presets, saved as ``settings.json`` beside every index.
+
+Each component has its own group (``embedding``, ``chunking``, ``index``, ``lexical``, ``retrieval``,
+``generation``, ``safety``, ``ingest``); a backend's own options live inside its group (``index.options``
+for the vector store, ``lexical.options``, ``generation.options[BACKEND]``) and are validated by the
+backend's ``Options`` model when it is built. Every group forbids unknown keys, and values are parsed
+strictly enough that ``--set safety.strict=ture`` is an error naming the bad value.
+
+The flat form written before the groups existed (``{"embedder": ..., "k": 5, ...}``) still loads: its keys
+are moved to their groups on read (``LEGACY``), and flat names are accepted by ``Settings(...)``,
+``Settings.replace`` and ``--set`` too. Presets are JSON files in ``medrag/presets/``.
+"""
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from medrag.errors import MedRAGError
 
-#: fields that define how an index was built: an index can only be queried with the same values
-INDEX_FIELDS = ("embedder", "query_embedder", "embedder_precision", "document_prompt", "chunk_tokens", "chunk_overlap",
-                "index_type", "store", "lexical", "bm25_method", "bm25_k1", "bm25_b")
 RETRIEVERS = ("dense", "bm25", "hybrid")
 FUSIONS = ("rrf", "minmax", "zscore")
+PRESET_DIR = Path(__file__).with_name("presets")
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything that shapes a pipeline. Build-time fields (``INDEX_FIELDS``) are fixed per index."""
+class Group(BaseModel):
+    """A settings group: frozen, no unknown keys."""
 
-    # embedding
-    embedder: str = "all-MiniLM-L6-v2"
-    query_embedder: str = ""  # a separate query encoder (asymmetric pairs such as MedCPT); "" = the embedder
-    embedder_precision: str = "fp32"
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class EmbeddingSettings(Group):
+    """The sentence-embedding model (build-time: an index is queried with the model it was built with)."""
+
+    model: str = Field("all-MiniLM-L6-v2", description="sentence-transformers model name or directory")
+    query_model: str = Field("", description="a separate query encoder (asymmetric pairs); '' = the model")
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     query_prompt: str = ""
     document_prompt: str = ""
-    batch_size: int = 64
-    # chunking (in the embedder's own tokens, title included)
-    chunk_tokens: int = 256
-    chunk_overlap: int = 16
-    # storage
-    store: str = "faiss"
-    index_type: str = "Flat"  # a FAISS factory string: Flat, HNSW32, IVF1024,PQ48, IVF4096,PQ48,RFlat ...
-    ef_search: int = 64  # HNSW: candidates explored per query (recall against speed)
-    nprobe: int = 16  # IVF: inverted lists visited per query
-    k_factor: int = 4  # RFlat refinement: approximate candidates re-scored exactly, per result
-    # lexical index (bm25s, stemmed, stop words removed), kept beside the vectors
-    lexical: bool = True
-    bm25_method: str = "lucene"
-    bm25_k1: float = 1.5
-    bm25_b: float = 0.75
-    # retrieval
-    retriever: str = "hybrid"  # dense | bm25 | hybrid
-    fusion: str = "rrf"  # rrf | minmax | zscore
-    rrf_k: int = 60
-    dense_weight: float = 0.5  # hybrid: the dense list's share of the fusion (BM25 gets the rest)
-    fusion_candidates: int = 100  # each retriever's top-n that hybrid fusion ranks
-    k: int = 5
-    reranker: str = ""  # a cross-encoder name or directory (medrag train-reranker) re-scoring the top passages
-    rerank_depth: int = 20  # passages the reranker re-scores per question
-    # trust (thresholds calibrated for all-MiniLM-L6-v2 on dev data: eval/reports/answering.md)
-    abstain_threshold: float = 0.52  # top dense cosine + margin - coverage penalty below this: abstain
-    abstain_margin_weight: float = 0.0  # x (top1 - top5 cosine)
-    abstain_coverage_weight: float = 0.15  # x (1 - IDF-weighted share of the question's stems in the top-5 passages)
-    support_threshold: float = 0.65  # a sentence is supported when this close to a cited passage's sentence
-    strict: bool = False  # drop unsupported sentences instead of flagging them
-    # generation
+    batch_size: int = Field(64, gt=0)
+
+
+class ChunkingSettings(Group):
+    """Token-aware chunking, in the embedder's own tokens (title included)."""
+
+    tokens: int = Field(256, gt=0)
+    overlap: int = Field(16, ge=0)
+
+
+class IndexSettings(Group):
+    """The vector store: a backend by name or ``package.module:Class``, with its own options."""
+
+    backend: str = "faiss"
+    options: dict[str, Any] = Field(
+        default_factory=lambda: {"index_type": "Flat", "ef_search": 64, "nprobe": 16, "k_factor": 4},
+        description="the backend's own options (faiss: index_type, ef_search, nprobe, k_factor)")
+
+    @model_validator(mode="after")
+    def _options(self) -> IndexSettings:
+        object.__setattr__(self, "options", _backend_options("store", self.backend, self.options))
+        return self
+
+
+def _backend_options(kind: str, backend: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` checked by the backend's own ``Options`` model, defaults filled in."""
+    from medrag.registry import registry
+
+    model = registry(kind).get(backend).options(options)
+    return model.model_dump(mode="json") if model is not None else dict(options)
+
+
+class LexicalSettings(Group):
+    """The lexical index kept beside the vectors (hybrid and BM25 retrieval, abstention's coverage)."""
+
+    enabled: bool = True
+    backend: str = "bm25s"
+    options: dict[str, Any] = Field(default_factory=lambda: {"method": "lucene", "k1": 1.5, "b": 0.75})
+
+    @model_validator(mode="after")
+    def _options(self) -> LexicalSettings:
+        object.__setattr__(self, "options", _backend_options("lexical", self.backend, self.options))
+        return self
+
+
+class RetrievalSettings(Group):
+    """How questions find passages."""
+
+    retriever: Literal["dense", "bm25", "hybrid"] = "hybrid"
+    fusion: Literal["rrf", "minmax", "zscore"] = "rrf"
+    rrf_k: int = Field(60, gt=0)
+    dense_weight: float = Field(0.5, description="hybrid: the dense list's share of the fusion (BM25 gets the rest)")
+    fusion_candidates: int = Field(100, gt=0, description="each retriever's top-n that hybrid fusion ranks")
+    k: int = Field(5, gt=0, description="passages per question")
+    reranker: str = Field("", description="a cross-encoder name or directory re-scoring the top passages")
+    rerank_depth: int = Field(20, gt=0)
+
+    @field_validator("dense_weight")
+    @classmethod
+    def _share(cls, value: float) -> float:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"dense_weight is the dense list's share of hybrid fusion: 0 to 1, not {value}")
+        return value
+
+
+class GenerationSettings(Group):
+    """Who writes the answer: ``extractive``, ``openai:MODEL``, a Hugging Face model name or directory, or
+    ``package.module:Class``; ``options`` holds each backend's own options under its name."""
+
     generator: str = "extractive"
-    max_new_tokens: int = 128
-    openai_base_url: str = ""  # openai:MODEL generators: the chat-completions server ("" = $OPENAI_BASE_URL or OpenAI)
-    openai_api_key_env: str = "OPENAI_API_KEY"  # the environment variable holding its key (never saved)
-    openai_context_tokens: int = 4096  # the remote model's context window
-    extractive_sentences: int = 3
-    # runtime
-    threads: int = 0  # 0: every core
-    checkpoint_chunks: int = 2048  # ingest saves after this many new chunks (resumable)
+    max_new_tokens: int = Field(128, gt=0)
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        if self.retriever not in RETRIEVERS:
-            raise MedRAGError(f"unknown retriever {self.retriever!r}; choose from {', '.join(RETRIEVERS)}")
-        if self.fusion not in FUSIONS:
-            raise MedRAGError(f"unknown fusion {self.fusion!r}; choose from {', '.join(FUSIONS)}")
-        if not 0.0 <= self.dense_weight <= 1.0:
-            raise MedRAGError(f"dense_weight is the dense list's share of hybrid fusion: 0 to 1, not {self.dense_weight}")
-        if self.retriever != "dense" and not self.lexical:
-            raise MedRAGError(f"the {self.retriever} retriever needs the BM25 index (lexical=true)")
+    @model_validator(mode="after")
+    def _options(self) -> GenerationSettings:
+        """Each backend's options checked by its own model; only the values that differ from its defaults kept."""
+        from medrag.registry import registry
 
+        checked = {}
+        for name, raw in self.options.items():
+            model = registry("generator").get(name).options(raw)
+            kept = model.model_dump(mode="json", exclude_defaults=True) if model is not None else dict(raw)
+            if kept:
+                checked[name] = kept
+        object.__setattr__(self, "options", checked)
+        return self
+
+
+class SafetySettings(Group):
+    """Thresholds calibrated for all-MiniLM-L6-v2 on dev data (eval/reports/answering.md)."""
+
+    abstain_threshold: float = Field(0.52, description="confidence below this: abstain")
+    abstain_margin_weight: float = Field(0.0, description="x (top1 - top5 cosine)")
+    abstain_coverage_weight: float = Field(0.15, description="x (1 - IDF-weighted share of the question's stems "
+                                                             "in the top-5 passages)")
+    support_threshold: float = Field(0.65, description="a sentence is supported when this close to a cited "
+                                                       "passage's sentence")
+    strict: bool = Field(False, description="drop unsupported sentences instead of flagging them")
+
+
+class IngestSettings(Group):
+    """Ingest checkpoints."""
+
+    checkpoint_chunks: int = Field(2048, gt=0, description="the index is saved after this many new chunks")
+    notes_already_deidentified: bool = Field(False, description="clinical notes carry no PHI: skip de-identifying "
+                                                                "them (only ever set explicitly; recorded here)")
+    deid_shift_dates: bool = Field(False, description="notes: shift dates per patient instead of removing them")
+
+
+#: flat names of the form saved before the groups existed -> their place now
+LEGACY: dict[str, tuple[str, ...]] = {
+    "embedder": ("embedding", "model"), "query_embedder": ("embedding", "query_model"),
+    "embedder_precision": ("embedding", "precision"), "query_prompt": ("embedding", "query_prompt"),
+    "document_prompt": ("embedding", "document_prompt"), "batch_size": ("embedding", "batch_size"),
+    "chunk_tokens": ("chunking", "tokens"), "chunk_overlap": ("chunking", "overlap"),
+    "store": ("index", "backend"), "index_type": ("index", "options", "index_type"),
+    "ef_search": ("index", "options", "ef_search"), "nprobe": ("index", "options", "nprobe"),
+    "k_factor": ("index", "options", "k_factor"),
+    "lexical": ("lexical", "enabled"), "bm25_method": ("lexical", "options", "method"),
+    "bm25_k1": ("lexical", "options", "k1"), "bm25_b": ("lexical", "options", "b"),
+    **{name: ("retrieval", name) for name in ("retriever", "fusion", "rrf_k", "dense_weight", "fusion_candidates",
+                                              "k", "reranker", "rerank_depth")},
+    **{name: ("safety", name) for name in ("abstain_threshold", "abstain_margin_weight", "abstain_coverage_weight",
+                                           "support_threshold", "strict")},
+    "generator": ("generation", "generator"), "max_new_tokens": ("generation", "max_new_tokens"),
+    "openai_base_url": ("generation", "options", "openai", "base_url"),
+    "openai_api_key_env": ("generation", "options", "openai", "api_key_env"),
+    "openai_context_tokens": ("generation", "options", "openai", "context_tokens"),
+    "extractive_sentences": ("generation", "options", "extractive", "sentences"),
+    "checkpoint_chunks": ("ingest", "checkpoint_chunks"),
+}
+
+#: the fields a chunk's text and vector depend on (the Ray engine's shards are keyed by them)
+CHUNK_FIELDS = ("embedding.model", "embedding.precision", "chunking.tokens", "chunking.overlap",
+                "embedding.document_prompt")
+#: the fields that define how an index was built: an index can only be queried with the same values
+BUILD_FIELDS = (*CHUNK_FIELDS, "embedding.query_model", "index.backend", "index.options.index_type",
+                "lexical.enabled", "lexical.backend", "lexical.options")
+
+
+def _path(key: str) -> tuple[str, ...]:
+    key = key.strip().replace("-", "_")
+    return LEGACY.get(key) or tuple(key.split("."))
+
+
+def _set(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for part in path[:-1]:
+        node = tree.get(part)
+        if isinstance(node, BaseModel):
+            node = node.model_dump()
+        if not isinstance(node, dict):
+            node = {}
+        tree[part] = node = dict(node)
+        tree = node
+    tree[path[-1]] = value
+
+
+def _get(tree: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        tree = tree.get(part) if isinstance(tree, dict) else getattr(tree, part, None)
+    return tree
+
+
+def nest(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with flat (legacy) and dotted keys moved into their groups."""
+    tree: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in GROUPS and isinstance(value, dict):
+            for sub, inner in value.items():
+                _set(tree, (key, sub), inner) if not isinstance(inner, dict) else _merge(tree, (key, sub), inner)
+        else:
+            _set(tree, _path(key), value)
+    return tree
+
+
+def _merge(tree: dict[str, Any], path: tuple[str, ...], value: dict[str, Any]) -> None:
+    current = _get(tree, path)
+    _set(tree, path, {**(current if isinstance(current, dict) else {}), **value})
+
+
+class Settings(Group):
+    """Everything that shapes a pipeline; ``BUILD_FIELDS`` are fixed per index."""
+
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)
+    lexical: LexicalSettings = Field(default_factory=LexicalSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    safety: SafetySettings = Field(default_factory=SafetySettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    threads: int = Field(0, ge=0, description="CPU threads for torch and FAISS; 0: every core")
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**nest(data))
+        except ValidationError as exc:
+            raise MedRAGError(f"bad settings: {_message(exc)}") from None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.retrieval.retriever != "dense" and not self.lexical.enabled:
+            raise ValueError(f"the {self.retrieval.retriever} retriever needs the lexical index (lexical.enabled=true)")
+        return self
+
+    # -- changes ---------------------------------------------------------------------------------------
     def replace(self, **changes: Any) -> Settings:
-        """A copy with some fields changed; unknown names are an error."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(changes) - known)
-        if unknown:
-            raise MedRAGError(f"unknown setting(s): {', '.join(unknown)}")
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with some fields changed (flat legacy names, ``group.field`` paths with ``__`` or ``.``, or
+        whole groups); unknown names are an error; ``None`` values are ignored."""
+        tree = self.to_dict()
+        for key, value in changes.items():
+            if value is None:
+                continue
+            path = _path(key.replace("__", "."))
+            if _known(path) is None:
+                raise MedRAGError(f"unknown setting(s): {key}")
+            if isinstance(value, BaseModel):
+                value = value.model_dump()
+            if isinstance(value, dict) and path[-1] == "options" and path[0] == "generation":
+                _merge(tree, path, value)
+            else:
+                _set(tree, path, value)
+        return Settings(**tree)
 
     @classmethod
     def parse_assignments(cls, assignments: list[str]) -> dict[str, Any]:
-        """Typed field changes from ``KEY=VALUE`` strings (the CLI's ``--set``)."""
-        types = {f.name: type(getattr(PRESETS["default"], f.name)) for f in fields(cls)}
+        """Field changes from ``KEY=VALUE`` strings (the CLI's ``--set``; ``KEY`` a dotted path or a flat
+        name); the values are typed and checked when the settings are built."""
         changes: dict[str, Any] = {}
         for item in assignments:
             key, sep, value = item.partition("=")
-            key = key.strip().replace("-", "_")
-            if not sep or key not in types:
-                raise MedRAGError(f"bad setting {item!r}: use KEY=VALUE with KEY one of {', '.join(sorted(types))}")
-            try:
-                changes[key] = (value.lower() in ("1", "true", "yes")) if types[key] is bool else types[key](value)
-            except ValueError:
-                raise MedRAGError(f"bad setting {item!r}: {key} takes a {types[key].__name__}") from None
+            path = _path(key)
+            if not sep or _known(path) is None:
+                raise MedRAGError(f"bad setting {item!r}: use KEY=VALUE with KEY one of {', '.join(setting_names())}")
+            changes[".".join(path)] = value
+        Settings().replace(**changes)  # a bad value fails here, naming it
         return changes
 
+    # -- derived ---------------------------------------------------------------------------------------
     @property
     def num_threads(self) -> int:
         return self.threads or os.cpu_count() or 1
 
+    def get(self, path: str) -> Any:
+        """A value by dotted path (``retrieval.k``, ``index.options.nprobe``)."""
+        return _get(self, tuple(path.split(".")))
+
+    def backend_options(self, group: str, backend: str | None = None) -> dict[str, Any]:
+        """A backend's raw options (``generation``: those stored under the backend's name)."""
+        if group == "generation":
+            return dict(self.generation.options.get(backend or "", {}))
+        return dict(getattr(self, group).options)
+
+    def index_mismatch(self, other: Settings) -> list[str]:
+        """The build-time fields in which ``other`` differs from this (an index's) settings."""
+        named = {"embedding.model": "embedder ", "index.options.index_type": "index type ",
+                 "chunking.tokens": "chunk size "}
+        return [f"{named.get(name, '')}{name}: index has {self.get(name)!r}, asked for {other.get(name)!r}"
+                for name in BUILD_FIELDS if self.get(name) != other.get(name)]
+
+    # -- files -----------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**data)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> Settings:
+        """Read ``settings.json``; the flat form of older indexes is migrated (see ``LEGACY``)."""
         try:
             data = json.loads(Path(path).read_text())
-            if "abstain_threshold" in data and "abstain_coverage_weight" not in data:
-                data["abstain_coverage_weight"] = 0.0  # saved before coverage existed: keep the gate it had
-            return cls.from_dict(data)
         except (OSError, ValueError) as exc:
             raise MedRAGError(f"cannot read settings {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise MedRAGError(f"cannot read settings {path}: not a JSON object")
+        if "abstain_threshold" in data and "abstain_coverage_weight" not in data:
+            data["abstain_coverage_weight"] = 0.0  # saved before coverage existed: keep the gate it had
+        flat = {k: v for k, v in data.items() if k in LEGACY and k not in GROUPS}
+        rest = {k: v for k, v in data.items() if k not in flat}
+        unknown = sorted(k for k in rest if k not in Settings.model_fields)
+        for key in unknown:  # a flat field of an older medrag that no longer exists: ignored, as before
+            rest.pop(key)
+        return cls(**rest, **flat)
 
     @classmethod
     def preset(cls, name: str, **changes: Any) -> Settings:
-        """A named preset (see ``PRESETS``), optionally with some fields changed."""
-        if name not in PRESETS:
-            raise MedRAGError(f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}")
-        return PRESETS[name].replace(**changes)
-
-    def index_mismatch(self, other: Settings) -> list[str]:
-        """The build-time fields in which ``other`` differs from this (an index's) settings."""
-        return [f"{name}: index has {getattr(self, name)!r}, asked for {getattr(other, name)!r}"
-                for name in INDEX_FIELDS if getattr(self, name) != getattr(other, name)]
+        """A named preset (``medrag/presets/NAME.json``), optionally with some fields changed."""
+        path = PRESET_DIR / f"{name}.json"
+        if not path.is_file():
+            raise MedRAGError(f"unknown preset {name!r}; choose from {', '.join(preset_names())}")
+        return cls(**json.loads(path.read_text())).replace(**changes)
 
 
-PRESETS: dict[str, Settings] = {
-    "default": Settings(),
-    # small HNSW graph: sub-millisecond queries on larger corpora, slightly approximate
-    "hnsw": Settings(index_type="HNSW32"),
-    # dense vectors only: no BM25 index is built (smaller, and the retrieval MIRAGE found weaker)
-    "dense": Settings(lexical=False, retriever="dense"),
-    # a GPT-2-family language model writes the answer from the packed passages
-    "gpt2": Settings(generator="gpt2"),
-}
+GROUPS = tuple(name for name, f in Settings.model_fields.items()
+               if isinstance(f.annotation, type) and issubclass(f.annotation, Group))
+
+
+def _known(path: tuple[str, ...]) -> Any:
+    """The model or field a settings path names (``None`` if none); backend options are open-ended."""
+    node: Any = Settings
+    for i, part in enumerate(path):
+        fields = getattr(node, "model_fields", None)
+        if fields is None or part not in fields:
+            return None
+        if part == "options":
+            return True
+        node = fields[part].annotation
+    return node
+
+
+def _message(exc: ValidationError) -> str:
+    from medrag.registry import validation_message
+
+    return validation_message(exc)
+
+
+def setting_names() -> list[str]:
+    """Every settings path (``group.field``), for help and error messages."""
+    names = []
+    for group in GROUPS:
+        names += [f"{group}.{f}" for f in Settings.model_fields[group].annotation.model_fields]
+    return [*names, "threads"]
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.json"))
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PRESETS":  # the named presets, read from their files
+        return {preset: Settings.preset(preset) for preset in preset_names()}
+    raise AttributeError(f"module 'medrag.settings' has no attribute {name!r}")
+
+
+__all__ = ["BUILD_FIELDS", "CHUNK_FIELDS", "FUSIONS", "LEGACY", "RETRIEVERS", "ChunkingSettings", "EmbeddingSettings",
+           "GenerationSettings", "IndexSettings", "IngestSettings", "LexicalSettings", "RetrievalSettings",
+           "SafetySettings", "Settings", "nest", "preset_names", "setting_names"]

@@ -17,8 +17,8 @@ def test_answer_carries_per_sentence_support(rag: MedRAG) -> None:
     answer = rag.ask(QUESTION)
     assert not answer.abstained and not answer.emergency and answer.sentences
     for s in answer.sentences:
-        assert s["citations"] and s["supported"] and s["support"] >= rag.settings.support_threshold
-    assert {n for s in answer.sentences for n in s["citations"]} == {c.n for c in answer.citations}
+        assert s.citations and s.supported and s.support >= rag.settings.safety.support_threshold
+    assert {n for s in answer.sentences for n in s.citations} == {c.n for c in answer.citations}
     assert "Support (" in answer.render()
 
 
@@ -38,14 +38,14 @@ def test_coverage_separates_covered_and_absent_topics(rag: MedRAG) -> None:
     def gate(question: str) -> tuple[float, float]:
         hits = rag.retrieve_batch([question], safety.MARGIN_DEPTH, retriever="dense")[0]
         coverage = rag.lexical.coverage(question, [h.chunk.id for h in hits])
-        s = rag.settings
+        s = rag.settings.safety
         return coverage, safety.confidence([h.score for h in hits], s.abstain_margin_weight, coverage,
                                            s.abstain_coverage_weight)
 
     covered, sure = gate(QUESTION)
     absent, unsure = gate("What are the symptoms of Langer mesomelic dysplasia?")
     assert covered >= 0.9 and absent < 0.5
-    assert sure >= rag.settings.abstain_threshold > unsure
+    assert sure >= rag.settings.safety.abstain_threshold > unsure
     assert not rag.ask(QUESTION).abstained
     assert rag.ask("What are the symptoms of Langer mesomelic dysplasia?").abstained
 
@@ -55,16 +55,18 @@ def test_emergency_message_comes_first(rag: MedRAG) -> None:
     assert answer.emergency and answer.text.startswith(answer.notices[0])
     assert "emergency number" in answer.notices[0]
     assert not rag.ask("No chest pain, but what lowers high blood pressure?").emergency
-    zh = rag.ask("请问高血压有哪些治疗方法？")
-    assert not zh.emergency and any("multilingual" in n for n in zh.notices)
+    zh = rag.ask("请问高血压有哪些治疗方法？")  # translated, so no "your embedder is English-only" notice
+    assert not zh.emergency and zh.language == "zh" and not any("multilingual" in n for n in zh.notices)
+    ru = rag.ask("Каковы симптомы высокого давления?")  # a script nothing translates: the notice stays
+    assert any("multilingual" in n for n in ru.notices)
 
 
 def test_strict_drops_unsupported_sentences(rag: MedRAG) -> None:
     loose = rag.ask(QUESTION, k=20, generator=str(TINY_GPT2))  # random weights: noise, nothing supported
     strict = rag.ask(QUESTION, k=20, generator=str(TINY_GPT2), strict=True)
-    assert not loose.abstained and all(not s["supported"] for s in loose.sentences if not s["citations"])
-    assert all(s["supported"] for s in strict.sentences)
-    assert strict.removed_sentences >= sum(not s["supported"] for s in loose.sentences)
+    assert not loose.abstained and all(not s.supported for s in loose.sentences if not s.citations)
+    assert all(s.supported for s in strict.sentences)
+    assert strict.removed_sentences >= sum(not s.supported for s in loose.sentences)
 
 
 def test_passages_are_data_not_instructions(rag: MedRAG) -> None:

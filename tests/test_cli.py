@@ -30,7 +30,7 @@ def test_ingest_ask_info(tmp_path: Path) -> None:
     info = medrag_cli("info", "--index", index, "--json", check=True)
     data = json.loads(info.stdout)
     assert data["documents"] >= 2 and data["chunks"] >= data["documents"]
-    assert data["settings"]["embedder"] == "all-MiniLM-L6-v2"
+    assert data["settings"]["embedding"]["model"] == "all-MiniLM-L6-v2"
 
 
 def _fails_cleanly(result, needle: str) -> None:  # noqa: ANN001

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medrag import MedRAG, MedRAGError, Settings, corpus
+from medrag import MedRAG, MedRAGError, Settings
+from medrag import sources as corpus
 from medrag.distributed import SHARDS, ShardStore, ShardVectors, embed_shards, ingest_ray, plan
 from medrag.embedding import Embedder
-from medrag.pipeline import IngestReport, check_sources
-from medrag.stores.faiss import flat_vectors, inner
+from medrag.ingest import IngestReport, check_sources
+from medrag.stores.faiss_store import flat_vectors, inner
 from tests.conftest import MEDQUAD, QUESTION, SMALL_CORPUS
 
 ray = pytest.importorskip("ray", reason="the test extra installs ray[data]")

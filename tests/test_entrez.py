@@ -1,4 +1,4 @@
-"""Live PubMed download (``medrag.readers.entrez``) against a real HTTP server on 127.0.0.1.
+"""Live PubMed download (``medrag.sources.entrez``) against a real HTTP server on 127.0.0.1.
 
 The server speaks the E-utilities protocol (esearch with a history-server session, efetch by
 WebEnv/query_key/retstart/retmax) and serves real PubMed XML: the 30 citations of one MEDLINE update file.
@@ -22,7 +22,7 @@ from lxml import etree
 
 from medrag.errors import MedRAGError
 from medrag.readers import read, sniff
-from medrag.readers.entrez import download, parse_source
+from medrag.sources.entrez import download, parse_source
 
 from .conftest import MEDLINE
 

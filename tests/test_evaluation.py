@@ -236,7 +236,7 @@ def test_mirage_loglik_resumes_and_survives_a_torn_line(rag: MedRAG, tmp_path: P
 
     config = json.loads((out / "config.json").read_text())
     assert config["method"] == "loglik" and config["model"] == {"hidden_size": 2, "layers": 2, "toy": True}
-    assert config["versions"]["torch"] and "commit" in config["git"] and config["settings"]["embedder"]
+    assert config["versions"]["torch"] and "commit" in config["git"] and config["settings"]["embedding"]["model"]
     report = (out / "report.md").read_text()
     assert "random-weight test model" in report and "0.295" in report and (out / "accuracy.png").stat().st_size
 

@@ -11,7 +11,8 @@ from medrag.documents import Chunk
 from medrag.embedding import Embedder
 from medrag.errors import MedRAGError
 from medrag.generation import GENERATORS, Generation, clean_citations, make_generator
-from medrag.generation.extractive import ExtractiveGenerator, split_sentences
+from medrag.generation.citations import split_sentences
+from medrag.generation.extractive import ExtractiveGenerator
 from medrag.generation.hf import HFGenerator
 from medrag.generation.prompt import HEADER, pack_prompt
 

@@ -22,8 +22,8 @@ def test_index_layout_and_counts(small_index: Path, rag: MedRAG, tmp_path: Path)
         ["manifest.json", "settings.json", *manifest["files"].values()])
     assert Settings.load(small_index / "settings.json") == Settings()
     # settings saved before the abstention gate had a coverage term keep the gate they were saved with
-    older = {k: v for k, v in json.loads((small_index / "settings.json").read_text()).items()
-             if k != "abstain_coverage_weight"}
+    legacy = Path(__file__).parent / "data" / "legacy_index" / "index" / "settings.json"  # the flat form
+    older = {k: v for k, v in json.loads(legacy.read_text()).items() if k not in ("abstain_coverage_weight", "threads")}
     (tmp_path / "older.json").write_text(json.dumps(older))
     assert Settings.load(tmp_path / "older.json") == Settings(abstain_coverage_weight=0.0)
     info = rag.info()
@@ -73,9 +73,9 @@ def test_extractive_answer_cites_real_sources(rag: MedRAG) -> None:
     indexed = {c.doc_id for c in rag.chunks.get(rag.chunks.ids()).values()}
     for c in answer.citations:
         assert c.pmid or c.url
-        assert c.text and c.text in answer.retrieved[c.n - 1]["title"] + c.text
-        assert answer.retrieved[c.n - 1]["doc_id"] in indexed
-    assert len(answer.retrieved) == rag.settings.k
+        assert c.text and c.text in answer.retrieved[c.n - 1].title + c.text
+        assert answer.retrieved[c.n - 1].doc_id in indexed
+    assert len(answer.retrieved) == rag.settings.retrieval.k
     rendered = answer.render()
     assert "Sources:" in rendered and rendered.rstrip().endswith(DISCLAIMER)
 

@@ -232,7 +232,8 @@ def test_sniff_by_content_not_extension(tmp_path: Path) -> None:
 
 def test_registry() -> None:
     assert set(READERS) == {"pubmed_xml", "pubmedqa", "medquad", "medline_text", "jats", "pubtator",
-                            "bioasq_snippets", "jsonl", "ngc", "html", "markdown", "pdf", "text"}
+                            "bioasq_snippets", "jsonl", "ngc", "html", "markdown", "pdf", "text",
+                            "mimic3_notes", "mimic4_notes", "notes_csv", "notes_jsonl", "notes_text"}
 
 
 # --- errors --------------------------------------------------------------------------------------

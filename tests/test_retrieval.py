@@ -31,7 +31,7 @@ def test_each_retriever_ranks_relevant_chunks(rag: MedRAG) -> None:
     assert hybrid_ids <= dense_ids | bm25_ids | {h.chunk.id for h in rag.retrieve(QUESTION, k=100, retriever="dense")}
     assert hybrid_ids & (bm25_ids - dense_ids) or dense_ids == bm25_ids  # fusion brings in lexical-only hits
     # the hybrid score is reciprocal rank fusion: at most 2 / (rrf_k + 1)
-    assert results["hybrid"][0].score <= 2 / (rag.settings.rrf_k + 1) + 1e-9
+    assert results["hybrid"][0].score <= 2 / (rag.settings.retrieval.rrf_k + 1) + 1e-9
     assert all(h.dense is not None for h in results["dense"])
 
 
@@ -122,7 +122,7 @@ def test_ivf_pq_is_exact_until_trained_then_trained_on_its_vectors(rag: MedRAG, 
     """An IVF-PQ store searches exactly (flat) until it holds enough vectors to train, survives a save/load
     in that state, then trains on what it holds; nprobe and k_factor (RFlat) are applied."""
     from medrag.stores import FaissStore
-    from medrag.stores.faiss import inner, training_size
+    from medrag.stores.faiss_store import inner, training_size
 
     ids, vectors = _real_vectors(rag, 8)
     store = FaissStore(vectors.shape[1], "IVF8,PQ16x4,RFlat", nprobe=8, k_factor=8)

@@ -2,25 +2,19 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
-from medrag.errors import MedRAGError
 from medrag.evaluation.datasets import DATASETS, RETRIEVAL_DATASETS
 
 
 def _load(args: argparse.Namespace) -> Any:
-    """The index, with ``--retriever`` passed on where this medrag's Settings has that field."""
-    from medrag.pipeline import MedRAG
-    from medrag.settings import Settings
+    """The index, with ``--retriever`` and ``--set`` changes applied."""
+    from medrag import MedRAG, Settings
 
-    changes: dict[str, Any] = {**Settings.parse_assignments(args.assignments), "threads": args.threads}
-    if args.retriever:
-        if "retriever" not in {f.name for f in dataclasses.fields(Settings)}:
-            raise MedRAGError("this medrag has a single retriever: --retriever is not available")
-        changes["retriever"] = args.retriever
+    changes: dict[str, Any] = {**Settings.parse_assignments(args.assignments), "threads": args.threads,
+                               "retrieval.retriever": args.retriever}
     return MedRAG.load(args.index, **changes)
 
 
@@ -57,14 +51,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="only the first N questions")
     parser.add_argument("--threads", type=int, help="CPU threads for torch and FAISS (default: all cores)")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
-                        help="change a query-time setting (repeatable), e.g. --set reranker=DIR --set nprobe=32")
+                        help="change a query-time setting (repeatable), e.g. --set retrieval.reranker=DIR --set index.options.nprobe=32")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def register(subparsers: Any) -> None:
     """Add ``eval`` (``medrag eval DATASET ...`` and ``medrag eval retrieval ...``) to ``medrag``'s subcommands."""
     evaluate = subparsers.add_parser("eval", help="evaluate question answering or retrieval on a medical QA set")
-    sets = evaluate.add_subparsers(dest="eval_target", required=True, metavar="{DATASET,retrieval}")
+    sets = evaluate.add_subparsers(dest="eval_target", required=True, metavar="{DATASET,retrieval,generator}")
     for name in DATASETS:
         qa = sets.add_parser(name, help=f"answer the {name} questions and score the answers")
         _common(qa)
@@ -79,3 +73,6 @@ def register(subparsers: Any) -> None:
     _common(retrieval)
     retrieval.add_argument("--k", type=int, default=100, help="passages retrieved per question (default 100)")
     retrieval.set_defaults(run=_cmd_retrieval)
+    from medrag.evaluation.generator_cli import register_generator
+
+    register_generator(sets)

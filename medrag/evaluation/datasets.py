@@ -102,19 +102,25 @@ def load_mirage(path: Path) -> list[Question]:
     return questions
 
 
-def load_pubmedqa(path: Path) -> list[Question]:
-    """PubMedQA ``{pmid: {QUESTION, CONTEXTS, final_decision, LONG_ANSWER}}``; the gold evidence is the PMID."""
+def load_pubmedqa(path: Path, *, answered: bool = True) -> list[Question]:
+    """PubMedQA ``{pmid: {QUESTION, CONTEXTS, final_decision, LONG_ANSWER}}``; the gold evidence is the PMID,
+    the abstract's paragraphs are ``extra["contexts"]``; with ``answered``, questions without a decision are left out."""
+    from medrag.readers.pubmedqa import records
+
     questions = []
     for file in _files(path, (".json",)):
-        for pmid, item in _json(file).items():
-            if "final_decision" not in item:
+        for pmid, item in records(file):
+            if "QUESTION" not in item:
+                raise MedRAGError(f"{file}: record {pmid} has no QUESTION: not a PubMedQA question file")
+            if answered and "final_decision" not in item:
                 log.warning("%s: question %s has no final_decision; left out", file, pmid)
                 continue
             long_answer = _text(item.get("LONG_ANSWER"))
             questions.append(Question(str(pmid), _text(item["QUESTION"]), "yesno", "pubmedqa",
-                                      options=dict(YES_NO_MAYBE), answer=item["final_decision"].lower(),
+                                      options=dict(YES_NO_MAYBE), answer=str(item.get("final_decision", "")).lower(),
                                       ideal=[long_answer] if long_answer else [], gold_pmids=[str(pmid)],
-                                      extra={"year": item.get("YEAR")}))
+                                      extra={"year": item.get("YEAR"),
+                                             "contexts": [_text(c) for c in item.get("CONTEXTS") or []]}))
     return questions
 
 

@@ -1,23 +1,26 @@
-"""Answer generation: the Generator protocol, the shared citation cleaner and the generator registry."""
+"""Answer generation: the Generator protocol and the generator registry.
+
+A generator spec is ``extractive``, ``openai:MODEL``, a Hugging Face causal LM (hub name or local directory),
+or ``package.module:Class``. A backend is one module with a class that has ``from_settings(model, options,
+env)`` and ``generate``, and optionally ``Options`` (its own settings, kept in
+``settings.generation.options[NAME]``); adding one is that file plus one line in ``GENERATORS``.
+"""
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from medrag.errors import MedRAGError
+from medrag.generation.citations import CITATION, clean_citations
+from medrag.registry import DOTTED, Registry
 
 if TYPE_CHECKING:
     from medrag.documents import Chunk
     from medrag.embedding import Embedder
 
 log = logging.getLogger(__name__)
-
-#: a citation marker (``[3]``, ``[1, 2]``, ``[1,2]``, ``[1-3]``, ``[1–3]``) with the spaces around it
-CITATION = re.compile(r"([ \t]*)\[\s*(\d+(?:\s*[-–,]\s*\d+)*)\s*\]([ \t]*)")
-MAX_RANGE = 50  # ``[1-3]`` expands to 1, 2, 3; a wider range is read as its two ends
 
 
 @dataclass
@@ -42,88 +45,52 @@ class Generator(Protocol):
         ...
 
 
-def _marker_numbers(body: str) -> list[int]:
-    """The numbers a marker's body names, ranges expanded, in order."""
-    numbers: list[int] = []
-    for part in body.split(","):
-        ends = [int(x) for x in re.split(r"\s*[-–]\s*", part.strip())]
-        if len(ends) == 2 and 0 <= ends[1] - ends[0] <= MAX_RANGE:
-            numbers.extend(range(ends[0], ends[1] + 1))
-        else:
-            numbers.extend(ends)
-    return numbers
+@dataclass(frozen=True)
+class GeneratorEnv:
+    """What a generator may use besides its own options: the index's embedder, a token budget, threads."""
+
+    embedder: Embedder | None = None
+    max_new_tokens: int = 128
+    threads: int = 0
 
 
-def clean_citations(text: str, allowed: set[int]) -> tuple[str, list[int], int]:
-    """Drop citation numbers outside ``allowed``; returns (clean text, sorted cited numbers, numbers removed).
-
-    A marker keeps its original form when all its numbers are allowed, is rewritten with the allowed
-    ones when some are not, and disappears (with the spaces before it) when none is; ranges expand.
-    """
-    cited: set[int] = set()
-    removed = 0
-
-    def fix(match: re.Match[str]) -> str:
-        nonlocal removed
-        lead, body, trail = match.groups()
-        numbers = _marker_numbers(body)
-        keep = list(dict.fromkeys(n for n in numbers if n in allowed))
-        bad = sum(n not in allowed for n in numbers)
-        removed += bad
-        cited.update(keep)
-        if not bad:
-            return match.group(0)
-        if keep:
-            return f"{lead}[{', '.join(map(str, keep))}]{trail}"
-        line_start = match.start() == 0 or text[match.start() - 1] == "\n"
-        return "" if line_start and not lead else trail  # "A [7] B" -> "A B", "A [7]." -> "A."
-
-    clean = CITATION.sub(fix, text)
-    if removed:
-        clean = re.sub(r"(?<=\S)[ \t]{2,}(?=\S)", " ", clean)
-    return clean.strip(), sorted(cited), removed
+#: generator backends: name -> "module:Class"; a spec naming none of them is a Hugging Face model ("hf")
+GENERATORS = Registry("generator", {
+    "extractive": "medrag.generation.extractive:ExtractiveGenerator",
+    "hf": "medrag.generation.hf:HFGenerator",
+    "openai": "medrag.generation.openai_chat:OpenAIChatGenerator",
+})
 
 
-GeneratorFactory = Callable[..., Generator]
-
-
-def _extractive(spec: str, *, embedder: Embedder | None, n_sentences: int, **_: object) -> Generator:
-    from medrag.generation.extractive import ExtractiveGenerator
-
-    if embedder is None:
-        raise MedRAGError("the extractive generator needs an embedder")
-    return ExtractiveGenerator(embedder, n_sentences=n_sentences)
-
-
-def _hf(spec: str, *, max_new_tokens: int, threads: int, **_: object) -> Generator:
-    from medrag.generation.hf import HFGenerator
-
-    return HFGenerator(spec, max_new_tokens=max_new_tokens, threads=threads)
-
-
-def _openai(spec: str, *, max_new_tokens: int, openai_base_url: str = "", openai_api_key_env: str = "OPENAI_API_KEY",
-            openai_context_tokens: int = 4096, **_: object) -> Generator:
-    from medrag.generation.openai import OpenAIChatGenerator
-
-    return OpenAIChatGenerator(spec.removeprefix("openai:"), base_url=openai_base_url or None, api_key_env=openai_api_key_env,
-                               max_new_tokens=max_new_tokens, context_tokens=openai_context_tokens)
-
-
-#: named generators; ``prefix:`` specs by their prefix; any other spec is a Hugging Face causal LM
-#: (hub name or local directory)
-GENERATORS: dict[str, GeneratorFactory] = {"extractive": _extractive, "openai:": _openai}
-
-
-def make_generator(spec: str, *, embedder: Embedder | None, max_new_tokens: int = 128, n_sentences: int = 3,
-                   threads: int = 0, **options: object) -> Generator:
-    """The generator named by ``spec``: a key of ``GENERATORS`` (or ``openai:MODEL``), else a Hugging Face model
-    (loaded lazily). ``options`` are backend settings (``openai_base_url`` ...)."""
+def parse_spec(spec: str) -> tuple[str, str]:
+    """``(backend, model)`` of a generator spec: ``extractive`` -> (extractive, ""), ``openai:gpt-4o`` ->
+    (openai, gpt-4o), ``pkg.mod:Class`` -> (pkg.mod:Class, ""), anything else -> (hf, spec)."""
     if not spec or not spec.strip():
         raise MedRAGError("empty generator name; use 'extractive' or a model name or directory")
-    prefix = spec.split(":", 1)[0] + ":" if ":" in spec else None
-    factory = GENERATORS.get(spec) or GENERATORS.get(prefix or "") or _hf
-    return factory(spec, embedder=embedder, max_new_tokens=max_new_tokens, n_sentences=n_sentences,
-                   threads=threads, **options)
+    if spec in GENERATORS and spec != "hf":
+        return spec, ""
+    prefix, sep, rest = spec.partition(":")
+    if sep and prefix in GENERATORS:
+        return prefix, rest
+    if DOTTED.match(spec):
+        return spec, ""
+    return "hf", spec
 
 
-__all__ = ["GENERATORS", "Generation", "Generator", "clean_citations", "make_generator"]
+def make_generator(spec: str, *, embedder: Embedder | None = None, max_new_tokens: int = 128, threads: int = 0,
+                   options: Mapping[str, Mapping[str, Any]] | None = None, n_sentences: int | None = None) -> Generator:
+    """The generator named by ``spec`` (see ``parse_spec``), built with its own ``options[backend]``
+    (``n_sentences``: the extractive answerer's sentence count, a shortcut for its option)."""
+    backend, model = parse_spec(spec)
+    entry = GENERATORS.get(backend)
+    raw = dict((options or {}).get(entry.name, {}))
+    if n_sentences is not None and entry.name == "extractive":
+        raw["sentences"] = n_sentences
+    factory = entry.load()
+    built = factory.from_settings(model, entry.options(raw), GeneratorEnv(embedder, max_new_tokens, threads))
+    log.debug("generator %s built (%s)", spec, entry.target)
+    return built
+
+
+__all__ = ["CITATION", "GENERATORS", "Generation", "Generator", "GeneratorEnv", "clean_citations", "make_generator",
+           "parse_spec"]

@@ -2,48 +2,41 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from medrag.documents import Chunk
 from medrag.embedding import Embedder
-from medrag.generation import Generation, clean_citations
+from medrag.errors import MedRAGError
+from medrag.generation import Generation, GeneratorEnv
+from medrag.generation.citations import clean_citations, split_sentences
 
 log = logging.getLogger(__name__)
 
-#: newlines and " - " list bullets always end a sentence
-_BLOCKS = re.compile(r"\s*\n\s*|\s+[-•*]\s+")
-#: a possible sentence end: terminal punctuation, closing quotes/brackets, space, then a capital/digit/opener
-_END = re.compile(r"[.!?][\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
-#: words whose period does not end a sentence (e.g., et al., vs., Fig.) and initials ("J. Smith")
-_ABBREVIATION = re.compile(r"(?:(?<![\w.])(?i:e\.g|i\.e|et al|vs|cf|fig|figs|approx|ca|no|nos|dr|mr|mrs|ms|"
-                           r"prof|st|resp|ref|refs|eq|vol|pp|inc|ltd|jr|sr)|(?<![\w.])[A-Z])\.$")
-#: a structured-abstract section label at the start of a sentence ("RESULTS:", "BACKGROUND AND AIMS:")
-_LABEL = re.compile(r"^[A-Z][A-Z0-9 &/,-]{2,60}:\s*")
 REDUNDANT = 0.9  # a sentence this close (cosine) to a picked one adds nothing
 
 
-def split_sentences(text: str) -> list[str]:
-    """Sentences of ``text``, section labels removed; abbreviations, decimals and initials do not split."""
-    sentences: list[str] = []
-    for block in _BLOCKS.split(text):
-        start = 0
-        for match in _END.finditer(block):
-            dot = match.start()
-            if block[dot] == "." and _ABBREVIATION.search(block[max(start, dot - 11):dot + 1]):
-                continue
-            sentences.append(block[start:match.end()])
-            start = match.end()
-        sentences.append(block[start:])
-    return [s for s in (_LABEL.sub("", s.strip()) for s in sentences) if s]
+class ExtractiveOptions(BaseModel):
+    """The extractive answerer's options (``generation.options.extractive``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sentences: int = Field(3, gt=0, description="passage sentences in an answer")
 
 
 class ExtractiveGenerator:
     """Picks the ``n_sentences`` passage sentences most similar to the question, with redundancy control."""
 
     name = "extractive"
+    Options = ExtractiveOptions
+
+    @classmethod
+    def from_settings(cls, model: str, options: ExtractiveOptions, env: GeneratorEnv) -> ExtractiveGenerator:
+        if env.embedder is None:
+            raise MedRAGError("the extractive generator needs an embedder")
+        return cls(env.embedder, n_sentences=options.sentences)
 
     def __init__(self, embedder: Embedder, n_sentences: int = 3, min_words: int = 4) -> None:
         self.embedder = embedder

@@ -11,7 +11,8 @@ from typing import Any
 
 from medrag.documents import Chunk
 from medrag.errors import MedRAGError
-from medrag.generation import Generation, clean_citations
+from medrag.generation import Generation, GeneratorEnv
+from medrag.generation.citations import clean_citations
 from medrag.generation.prompt import PackedPrompt, pack_prompt
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,10 @@ MAX_FALLBACK_WINDOW = 2048  # context window when the config names none
 
 class HFGenerator:
     """Greedy decoding with a causal LM (hub name or local directory), loaded on first use."""
+
+    @classmethod
+    def from_settings(cls, model: str, options: None, env: GeneratorEnv) -> HFGenerator:
+        return cls(model, max_new_tokens=env.max_new_tokens, threads=env.threads)
 
     def __init__(self, name_or_path: str, *, max_new_tokens: int = 128, threads: int = 0) -> None:
         self.name_or_path = name_or_path
@@ -184,7 +189,7 @@ class HFGenerator:
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         started = time.perf_counter()
         with torch.inference_mode():
-            inputs = torch.tensor([ids], dtype=torch.long)
+            inputs = torch.tensor([ids], dtype=torch.long, device=self.model.device)
             output = self.model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs),
                                          max_new_tokens=new_tokens, do_sample=False, pad_token_id=pad,
                                          streamer=_streamer(tokenizer, on_token) if on_token else None)

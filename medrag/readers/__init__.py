@@ -1,7 +1,7 @@
 """Readers: turn source files into Documents (and Deletions), one module per format.
 
 A new format is one new module with a ``read(path)`` generator, one line in ``READERS`` and one
-rule in ``_SNIFF_RULES``.
+rule in ``_SNIFF_RULES``; or, without editing medrag, a recipe's ``format = "package.module:function"``.
 
 Formats are told apart by content (the first 8 KB, gunzipped): XML root and tags, JSON keys, line
 shapes, the ``%PDF-`` magic. Only text-like formats with no mark of their own (Markdown, plain
@@ -15,6 +15,7 @@ still refused).
 """
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import re
@@ -27,6 +28,7 @@ from lxml import etree
 
 from medrag.documents import Deletion, Document
 from medrag.errors import MedRAGError
+from medrag.registry import DOTTED, Registry, import_object
 from medrag.readers import (
     html,
     jats,
@@ -35,6 +37,7 @@ from medrag.readers import (
     medline_text,
     medquad,
     ngc,
+    notes,
     pdf,
     pubmed_xml,
     pubmedqa,
@@ -62,6 +65,11 @@ READERS: dict[str, Reader] = {
     "markdown": markdown.read,
     "pdf": pdf.read,
     "text": text.read,
+    "mimic3_notes": notes.read_mimic3,
+    "mimic4_notes": notes.read_mimic4,
+    "notes_csv": notes.read_csv,
+    "notes_jsonl": notes.read_jsonl,
+    "notes_text": notes.read_text_note,
 }
 
 _EXPECTED = ("expected PubMed XML or MEDLINE text, PubMedQA JSON, MedQuAD XML, PMC JATS XML, PubTator, "
@@ -153,6 +161,10 @@ _SNIFF_RULES: list[tuple[str, Callable[[Head], bool]]] = [
     ("jats", lambda h: h.root == "pmc-articleset" or (h.root == "article" and "front" in h.tags)),
     ("ngc", lambda h: h.root == "Version" and {"Section", "Field"} <= h.tags),
     ("pdf", lambda h: "%PDF-" in h.text[:1024]),
+    ("mimic3_notes", lambda h: h.root is None and notes.mimic3_header(h.text)),
+    ("mimic4_notes", lambda h: h.root is None and notes.mimic4_header(h.text)),
+    ("notes_jsonl", lambda h: notes.notes_jsonl_keys(_jsonl_keys(h))),
+    ("notes_text", lambda h: h.textual and h.root is None and notes.looks_like_note(h.text)),
     ("pubmedqa", lambda h: h.root is None and "CONTEXTS" in _object_keys(h.text, nested=True)),
     ("bioasq_snippets", lambda h: {"pmid", "section", "offset", "text"} <= _jsonl_keys(h)),
     ("jsonl", lambda h: "text" in _jsonl_keys(h)),
@@ -197,8 +209,18 @@ def sniff(path: str | Path, *, explicit: bool = False) -> str | None:
         return None
 
 
-def read(path: str | Path, fmt: str | None = None) -> Iterator[Document | Deletion]:
-    """Documents and Deletions of one file, its format sniffed unless given; errors are MedRAGError."""
+#: formats whose reader de-identifies every note before yielding it
+NOTE_FORMATS = frozenset({"mimic3_notes", "mimic4_notes", "notes_csv", "notes_jsonl", "notes_text"})
+#: what a clinical-note source sniffed as a generic format is read as instead (never without de-identification)
+AS_NOTES = {"text": "notes_text", "markdown": "notes_text", "jsonl": "notes_jsonl", "html": "notes_text"}
+
+
+def read(path: str | Path, fmt: str | None = None,
+         options: dict[str, object] | None = None) -> Iterator[Document | Deletion]:
+    """Documents and Deletions of one file, its format sniffed unless given; errors are MedRAGError.
+
+    ``options`` go to a reader that takes them (``reader(path, options)``: the notes readers); naming
+    options for a reader that takes none is an error."""
     path = Path(path)
     if not path.is_file():
         raise MedRAGError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
@@ -209,9 +231,15 @@ def read(path: str | Path, fmt: str | None = None) -> Iterator[Document | Deleti
             fmt = _match(_head(path, explicit=True))
         if fmt is None:
             raise MedRAGError(f"{path}: unknown format ({_EXPECTED})")
-    if fmt not in READERS:
-        raise MedRAGError(f"{path}: unknown format {fmt!r} (known: {', '.join(sorted(READERS))})")
-    return READERS[fmt](path)
+    reader = READERS.get(fmt) or (import_object(fmt) if DOTTED.match(fmt) else None)  # package.module:function
+    if reader is not None:
+        if not options:
+            return reader(path)
+        if len(inspect.signature(reader).parameters) < 2:
+            raise MedRAGError(f"{path}: format {fmt!r} takes no options (got {', '.join(sorted(options))})")
+        return reader(path, options)
+    raise MedRAGError(f"{path}: unknown format {fmt!r} (known: {', '.join(sorted(READERS))}, "
+                      f"or package.module:function)")
 
 
 def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
@@ -245,3 +273,9 @@ def _walk(folder: Path) -> Iterator[Path]:
             yield from _walk(child)
         elif child.is_file():
             yield child
+
+
+def __getattr__(name: str) -> object:
+    if name == "REGISTRY":  # the readers as a Registry (``medrag.registry.registry("reader")``)
+        return Registry("reader", {fmt: f"{fn.__module__}:{fn.__name__}" for fmt, fn in READERS.items()})
+    raise AttributeError(f"module 'medrag.readers' has no attribute {name!r}")

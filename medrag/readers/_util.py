@@ -59,6 +59,22 @@ def open_text(path: Path) -> TextIO:
     return io.TextIOWrapper(open_bytes(path), encoding="utf-8-sig", errors="strict")
 
 
+def json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line of a JSON Lines file; a line that is not a JSON object
+    is an error."""
+    with open_text(path) as fh:
+        for line_no, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise MedRAGError(f"{path}: malformed JSON at line {line_no}: {e.msg}") from e
+            if not isinstance(record, dict):
+                raise MedRAGError(f"{path}: line {line_no} is not a JSON object")
+            yield line_no, record
+
+
 def read_text(path: Path) -> str:
     """The whole file as strict UTF-8 text (``UnicodeDecodeError`` when it is not)."""
     with open_text(path) as fh:

@@ -9,7 +9,6 @@
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,26 +16,17 @@ from typing import Any
 
 from medrag.documents import Deletion, Document
 from medrag.errors import MedRAGError
-from medrag.readers._util import compact, norm, open_text, pubmed_url, reader
+from medrag.readers._util import compact, json_lines, norm, pubmed_url, reader
 
 log = logging.getLogger(__name__)
 
 
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for every non-blank line; a line that is not a JSON object is an error."""
-    with open_text(path) as fh:
-        for line_no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise MedRAGError(f"{path}: malformed JSON at line {line_no}: {e.msg}") from e
-            if not isinstance(record, dict):
-                raise MedRAGError(f"{path}: line {line_no} is not a JSON object")
-            if not isinstance(record.get("text"), str):
-                raise MedRAGError(f"{path}: line {line_no} has no \"text\" string")
-            yield line_no, record
+    """(line number, object) for every non-blank line; a line that is not a JSON object with a text is an error."""
+    for line_no, record in json_lines(path):
+        if not isinstance(record.get("text"), str):
+            raise MedRAGError(f"{path}: line {line_no} has no \"text\" string")
+        yield line_no, record
 
 
 @reader

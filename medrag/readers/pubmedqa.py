@@ -5,6 +5,7 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from medrag.documents import Deletion, Document
 from medrag.errors import MedRAGError
@@ -13,9 +14,8 @@ from medrag.readers._util import compact, norm, open_bytes, pubmed_url, reader
 log = logging.getLogger(__name__)
 
 
-@reader
-def read(path: Path) -> Iterator[Document | Deletion]:
-    """Yield one Document per PMID: the labelled CONTEXTS, then ``CONCLUSIONS: LONG_ANSWER``."""
+def records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(pmid, record)`` of a PubMedQA-format file (the one parser of the format: readers, datasets, training)."""
     with open_bytes(path) as fh:
         data = json.load(fh)
     if not isinstance(data, dict):
@@ -23,6 +23,13 @@ def read(path: Path) -> Iterator[Document | Deletion]:
     for pmid, record in data.items():
         if not isinstance(record, dict):
             raise MedRAGError(f"{path}: record {pmid!r} is not a JSON object")
+        yield str(pmid), record
+
+
+@reader
+def read(path: Path) -> Iterator[Document | Deletion]:
+    """Yield one Document per PMID: the labelled CONTEXTS, then ``CONCLUSIONS: LONG_ANSWER``."""
+    for pmid, record in records(path):
         labels = [norm(label) for label in record.get("LABELS") or []]
         contexts = [norm(c) for c in record.get("CONTEXTS") or []]
         labels += [""] * (len(contexts) - len(labels))

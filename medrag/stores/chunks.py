@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,20 +45,28 @@ class ChunkStore:
 
     A loaded store is read on disk, read-only: SQLite pages come from the OS cache, so memory does not grow
     with the corpus. The first change copies it into memory, so that a half-done ingest never touches the
-    saved file; ``save`` writes a consistent snapshot.
+    saved file; ``save`` writes a consistent snapshot. One connection serves every thread, one statement at a
+    time (a lock; each is a short indexed lookup), so a loaded index can be queried from a thread pool.
     """
 
     def __init__(self) -> None:
-        self.db = sqlite3.connect(":memory:")
+        self.db = sqlite3.connect(":memory:", check_same_thread=False)
         self.db.executescript(SCHEMA)
         self.on_disk = False
+        self._lock = threading.RLock()
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Every row of one statement, run under the lock."""
+        with self._lock:
+            return self.db.execute(sql, params).fetchall()
 
     @classmethod
     def load(cls, path: Path, *, in_memory: bool = False) -> ChunkStore:
         """Open a saved store read-only on disk (or, with ``in_memory``, copied into memory)."""
         store = cls.__new__(cls)
+        store._lock = threading.RLock()
         try:
-            store.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            store.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
             store.db.execute("SELECT count(*) FROM chunks").fetchone()
         except sqlite3.Error as exc:
             raise MedRAGError(f"cannot read chunk store {path}: {exc}") from exc
@@ -68,27 +77,33 @@ class ChunkStore:
 
     def to_memory(self) -> None:
         """Work on an in-memory copy from now on (before any change)."""
-        if self.on_disk:
-            memory = sqlite3.connect(":memory:")
-            self.db.backup(memory)
-            self.db.close()
-            self.db, self.on_disk = memory, False
+        with self._lock:
+            if self.on_disk:
+                memory = sqlite3.connect(":memory:", check_same_thread=False)
+                self.db.backup(memory)
+                self.db.close()
+                self.db, self.on_disk = memory, False
 
     def save(self, path: Path) -> None:
         """Write a consistent snapshot to ``path`` (the caller makes the write atomic)."""
         target = sqlite3.connect(str(path))
-        with target:
+        with self._lock, target:
             self.db.backup(target)
         target.close()
 
+    @property
+    def total_changes(self) -> int:
+        """Rows changed through this store's connection (an ingest saves only when it changed something)."""
+        return self.db.total_changes
+
     def document_hash(self, doc_id: str) -> str | None:
-        row = self.db.execute("SELECT content_hash FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
-        return row[0] if row else None
+        rows = self._rows("SELECT content_hash FROM documents WHERE doc_id = ?", (doc_id,))
+        return rows[0][0] if rows else None
 
     def add(self, doc: Document, chunks: Sequence[Chunk], source_file: str = "") -> list[int]:
         """Store a document and its chunks; returns the chunks' new row ids."""
         meta = json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True)
-        with self.db:
+        with self._lock, self.db:
             self.db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
                             (doc.id, doc.content_hash, source_file, doc.metadata.get("source_type"), meta))
             ids = [self.db.execute("INSERT INTO chunks (doc_id, idx, title, text) VALUES (?, ?, ?, ?)",
@@ -97,8 +112,8 @@ class ChunkStore:
 
     def delete(self, doc_id: str) -> list[int]:
         """Remove a document; returns the row ids of the chunks it had."""
-        ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
-        with self.db:
+        with self._lock, self.db:
+            ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
             self.db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
             self.db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
         return ids
@@ -109,7 +124,7 @@ class ChunkStore:
         found: dict[int, Chunk] = {}
         for start in range(0, len(wanted), 900):  # SQLite's bound-parameter limit
             part = wanted[start:start + 900]
-            rows = self.db.execute(f"SELECT c.id, c.doc_id, c.idx, c.title, c.text, d.metadata FROM chunks c "
+            rows = self._rows(f"SELECT c.id, c.doc_id, c.idx, c.title, c.text, d.metadata FROM chunks c "
                                    f"JOIN documents d ON d.doc_id = c.doc_id "
                                    f"WHERE c.id IN ({','.join('?' * len(part))})", part)
             for rid, doc_id, idx, title, text, meta in rows:
@@ -119,37 +134,37 @@ class ChunkStore:
 
     def duplicate_of(self, content_hash: str) -> str | None:
         """The id of a stored document with exactly this content, if any."""
-        row = self.db.execute("SELECT doc_id FROM documents WHERE content_hash = ? LIMIT 1", (content_hash,)).fetchone()
-        return row[0] if row else None
+        rows = self._rows("SELECT doc_id FROM documents WHERE content_hash = ? LIMIT 1", (content_hash,))
+        return rows[0][0] if rows else None
 
     def file_progress(self, path: str, fingerprint: str) -> tuple[int, bool]:
         """(records already ingested, whether the file is complete) for this version of a source file."""
-        row = self.db.execute("SELECT records_done, complete FROM files WHERE path = ? AND fingerprint = ?",
-                              (path, fingerprint)).fetchone()
-        return (int(row[0]), bool(row[1])) if row else (0, False)
+        rows = self._rows("SELECT records_done, complete FROM files WHERE path = ? AND fingerprint = ?",
+                          (path, fingerprint))
+        return (int(rows[0][0]), bool(rows[0][1])) if rows else (0, False)
 
     def set_file_progress(self, path: str, fingerprint: str, records_done: int, complete: bool) -> None:
-        with self.db:
+        with self._lock, self.db:
             self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
                             (path, fingerprint, records_done, int(complete)))
 
     def ids(self) -> list[int]:
         """Every chunk's row id, ascending."""
-        return [r[0] for r in self.db.execute("SELECT id FROM chunks ORDER BY id")]
+        return [r[0] for r in self._rows("SELECT id FROM chunks ORDER BY id")]
 
     def count(self) -> int:
-        return int(self.db.execute("SELECT count(*) FROM chunks").fetchone()[0])
+        return int(self._rows("SELECT count(*) FROM chunks")[0][0])
 
     def count_documents(self) -> int:
-        return int(self.db.execute("SELECT count(*) FROM documents").fetchone()[0])
+        return int(self._rows("SELECT count(*) FROM documents")[0][0])
 
     def summary(self) -> dict[str, Any]:
         """Documents and chunks per source type, for ``medrag info``."""
-        rows = self.db.execute("SELECT d.source_type, count(DISTINCT d.doc_id), count(c.id) FROM documents d "
+        rows = self._rows("SELECT d.source_type, count(DISTINCT d.doc_id), count(c.id) FROM documents d "
                                "LEFT JOIN chunks c ON c.doc_id = d.doc_id GROUP BY d.source_type")
         return {str(t): {"documents": n, "chunks": c} for t, n, c in rows}
 
     def pmids(self) -> set[str]:
         """Every PMID the stored documents carry (citations, PMC sections, snippets ...)."""
-        rows = self.db.execute("SELECT DISTINCT json_extract(metadata, '$.pmid') FROM documents")
+        rows = self._rows("SELECT DISTINCT json_extract(metadata, '$.pmid') FROM documents")
         return {str(r[0]) for r in rows if r[0] is not None}

@@ -10,29 +10,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from medrag.errors import MedRAGError
+from medrag.fileio import fsync, remove, write_atomic
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 SETTINGS = "settings.json"
 FORMAT_VERSION = 1
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old or the new content."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync(path.parent)
 
 
 def read_manifest(directory: str | Path) -> dict[str, Any]:
@@ -63,10 +52,10 @@ def commit(directory: str | Path, writers: dict[str, Any], settings: dict[str, A
     for role, (suffix, write) in writers.items():
         name = f"{role}.{generation}.{suffix}"
         tmp = directory / f".{name}.tmp"
-        _remove(tmp)
+        remove(tmp)
         write(tmp)
         for written in ([*tmp.iterdir(), tmp] if tmp.is_dir() else [tmp]):  # a store may write a folder
-            _fsync(written)
+            fsync(written)
         os.replace(tmp, directory / name)
         files[role] = name
     write_atomic(directory / SETTINGS, (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode())
@@ -76,20 +65,5 @@ def commit(directory: str | Path, writers: dict[str, Any], settings: dict[str, A
     for stale in directory.iterdir():  # earlier generations and leftovers of interrupted saves
         if stale.name not in (MANIFEST, SETTINGS, *files.values()) and (
                 stale.name.split(".")[0] in writers or stale.name.startswith(".")):
-            _remove(stale)
+            remove(stale)
     return manifest
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)

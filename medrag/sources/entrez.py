@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
 import time
 import urllib.error
@@ -34,7 +32,8 @@ from lxml import etree
 from tqdm.auto import tqdm
 
 from medrag.errors import MedRAGError
-from medrag.http import retry_after
+from medrag.fileio import write_atomic, write_json
+from medrag.retry_after import retry_after
 from medrag.readers._util import XML_SAFE
 
 log = logging.getLogger(__name__)
@@ -167,7 +166,7 @@ def download(query: str, dest: Path, *, max_records: int, email: str | None = No
             data, got = client.call("efetch", params, what, lambda body, n=n: (body, _check_batch(body, n)))
             if got < n:
                 log.warning("%s: %d of %d records returned", what, got, n)
-            _write_atomic(path, data)
+            write_atomic(path, data)
             bar.update(n)
     _write_meta(dest, {**meta, "complete": True})
     log.info("PubMed %r: %d records in %d batch files under %s (%d fetched now)", query, total, len(paths),
@@ -290,20 +289,6 @@ def _remove_temp_files(dest: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a hidden temporary file beside ``path`` and rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _read_meta(dest: Path) -> dict[str, Any] | None:
     """The ``query.json`` of an earlier run, if any."""
     path = dest / META_NAME
@@ -320,4 +305,4 @@ def _read_meta(dest: Path) -> dict[str, Any] | None:
 
 def _write_meta(dest: Path, meta: dict[str, Any]) -> None:
     """Write ``query.json`` atomically."""
-    _write_atomic(dest / META_NAME, (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    write_json(dest / META_NAME, meta)

@@ -79,26 +79,22 @@ def _files(paths: Iterable[str | Path]) -> list[Path]:
 def training_pairs(paths: Iterable[str | Path]) -> list[Pair]:
     """Question–passage pairs from BioASQ golden files and PubMedQA-format files, without repeats."""
     pairs: dict[tuple[str, str], Pair] = {}
+    from medrag.evaluation.datasets import load_bioasq, load_pubmedqa
+
     for file in _files(paths):
         data = _json(file)
         found = 0
-        if isinstance(data, dict) and isinstance(data.get("questions"), list):  # BioASQ
-            for item in data["questions"]:
-                question = " ".join(str(item.get("body", "")).split())
-                for snippet in item.get("snippets") or []:
-                    passage = " ".join(str(snippet.get("text", "")).split())
-                    if question and passage:
-                        pairs.setdefault((question, passage), Pair(question, passage, file.name))
-                        found += 1
+        if isinstance(data, dict) and isinstance(data.get("questions"), list):  # BioASQ: each gold snippet
+            items = [(q.question, s["text"]) for q in load_bioasq(file) for s in q.snippets]
         elif isinstance(data, dict) and all(isinstance(v, dict) and "QUESTION" in v for v in data.values()):
-            for item in data.values():  # PubMedQA: the question's own abstract
-                question = " ".join(str(item["QUESTION"]).split())
-                passage = " ".join(" ".join(map(str, item.get("CONTEXTS") or [])).split())
-                if question and passage:
-                    pairs.setdefault((question, passage), Pair(question, passage, file.name))
-                    found += 1
+            items = [(q.question, " ".join(q.extra["contexts"]))  # PubMedQA: the question's own abstract
+                     for q in load_pubmedqa(file, answered=False)]
         else:
             raise MedRAGError(f"{file}: neither a BioASQ golden file nor a PubMedQA-format file")
+        for question, passage in items:
+            if question and passage:
+                pairs.setdefault((question, passage), Pair(question, passage, file.name))
+                found += 1
         log.info("%s: %d question-passage pairs", file, found)
     if not pairs:
         raise MedRAGError("the training data holds no question with a passage")

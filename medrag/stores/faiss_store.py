@@ -7,6 +7,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from medrag.errors import MedRAGError
 
@@ -69,6 +70,19 @@ def _layers(index: faiss.Index) -> list[faiss.Index]:
     return out
 
 
+class FaissOptions(BaseModel):
+    """The FAISS store's options: the factory string (build-time) and three query-time knobs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    index_type: str = Field("Flat", description="a FAISS factory string: Flat, HNSW32, IVF1024,PQ48, "
+                                                "IVF4096,PQ48,RFlat ...")
+    ef_search: int = Field(64, gt=0, description="HNSW: candidates explored per query (recall against speed)")
+    nprobe: int = Field(16, gt=0, description="IVF: inverted lists visited per query")
+    k_factor: int = Field(4, gt=0, description="RFlat refinement: approximate candidates re-scored exactly, "
+                                               "per result")
+
+
 class FaissStore:
     """A FAISS index (``"Flat"``, ``"HNSW32"``, ``"IVF4096,PQ48"`` ...) wrapped in an id map.
 
@@ -77,6 +91,9 @@ class FaissStore:
     (and when saved so) it searches exactly. ``ef_search`` (HNSW), ``nprobe`` (IVF) and ``k_factor``
     (``RFlat`` refinement) are query-time knobs.
     """
+
+    Options = FaissOptions
+    suffix = "faiss"  # the file name's ending in an index directory
 
     def __init__(self, dim: int, factory: str = "Flat", *, threads: int = 0, ef_search: int = 64,
                  nprobe: int = 16, k_factor: int = 4) -> None:
@@ -89,6 +106,18 @@ class FaissStore:
             self._staged = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self._doomed: set[int] = set()  # ids to drop from an index type that cannot remove (HNSW)
         self._tune()
+
+    @classmethod
+    def create(cls, dim: int, options: FaissOptions, threads: int = 0) -> FaissStore:
+        """An empty store for ``dim``-dimensional vectors."""
+        return cls(dim, options.index_type, threads=threads, ef_search=options.ef_search, nprobe=options.nprobe,
+                   k_factor=options.k_factor)
+
+    @classmethod
+    def open(cls, path: Path, options: FaissOptions, threads: int = 0) -> FaissStore:
+        """A saved store, with the query-time knobs of ``options``."""
+        return cls.load(path, options.index_type, threads=threads, ef_search=options.ef_search,
+                        nprobe=options.nprobe, k_factor=options.k_factor)
 
     @property
     def dim(self) -> int:

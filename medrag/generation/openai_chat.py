@@ -17,11 +17,14 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from medrag.documents import Chunk
 from medrag.errors import MedRAGError
-from medrag.generation import Generation, clean_citations
+from medrag.generation import Generation, GeneratorEnv
+from medrag.generation.citations import clean_citations
 from medrag.generation.prompt import pack_prompt
-from medrag.http import retry_after
+from medrag.retry_after import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +54,25 @@ class CharTokenizer:
         return "".join(self._pieces[i] for i in ids)
 
 
+class OpenAIOptions(BaseModel):
+    """The OpenAI-compatible backend's options (``generation.options.openai``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_url: str = Field("", description="the chat-completions server ('' = $OPENAI_BASE_URL or OpenAI)")
+    api_key_env: str = Field("OPENAI_API_KEY", description="the environment variable holding its key (never saved)")
+    context_tokens: int = Field(4096, gt=0, description="the remote model's context window")
+
+
 class OpenAIChatGenerator:
     """Chat completions over HTTP; ``generate`` sends one request (streamed when ``on_token`` is given)."""
+
+    Options = OpenAIOptions
+
+    @classmethod
+    def from_settings(cls, model: str, options: OpenAIOptions, env: GeneratorEnv) -> OpenAIChatGenerator:
+        return cls(model, base_url=options.base_url or None, api_key_env=options.api_key_env,
+                   max_new_tokens=env.max_new_tokens, context_tokens=options.context_tokens)
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  max_new_tokens: int = 128, context_tokens: int = 4096, timeout: float = 120.0) -> None:

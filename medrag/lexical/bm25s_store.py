@@ -1,4 +1,4 @@
-"""BM25 lexical retrieval over chunk texts (bm25s + PyStemmer); ids = the chunk store's row ids.
+"""The ``bm25s`` lexical backend: BM25 over chunk texts (bm25s + PyStemmer); ids = the chunk store's row ids.
 
 ``BM25Store`` has the vector stores' shape (``add / search / delete / save / load / count``) over texts.
 bm25s indexes are static, so the store keeps every document's stemmed tokens (as ids into its vocabulary)
@@ -23,6 +23,7 @@ from typing import Any
 import bm25s
 import numpy as np
 import Stemmer
+from pydantic import BaseModel, ConfigDict, Field
 
 from medrag.errors import MedRAGError
 
@@ -39,6 +40,16 @@ METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 QUESTION_WORDS = ("what", "which", "who", "whom", "whose", "when", "where", "why", "how", "do", "does", "did",
                   "can", "could", "should", "would", "may", "might", "has", "have", "had", "any", "you", "i", "me",
                   "my", "we", "about", "information", "tell", "know")
+
+
+class BM25Options(BaseModel):
+    """The bm25s backend's options (build-time: the index is built with them)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: str = Field("lucene", description="bm25s variant: " + ", ".join(METHODS))
+    k1: float = 1.5
+    b: float = 0.75
 
 
 class BM25Store:
@@ -68,9 +79,25 @@ class BM25Store:
         self._lengths = np.empty(0, np.int64)  # tokens per document
         self._tokens = np.empty(0, np.int32)  # all documents' token ids, concatenated
         self._bm25: bm25s.BM25 | None = None
+        self._starts = np.zeros(1, np.int64)  # document row -> offset of its tokens (one more: the end)
+        self._rows: dict[int, int] = {}  # chunk id -> document row
+        self._question_stems = set(self._stemmer.stemWords(QUESTION_WORDS) if self._stemmer else QUESTION_WORDS)
         self._dirty = False
         self._mapped: Path | None = None  # the directory a memory-mapped store reads from
         self.rebuild_seconds = 0.0  # time the last rebuild took
+
+    Options = BM25Options
+    suffix = "bm25"  # the folder name's ending in an index directory
+
+    @classmethod
+    def create(cls, options: BM25Options) -> BM25Store:
+        """An empty store."""
+        return cls(k1=options.k1, b=options.b, method=options.method)
+
+    @classmethod
+    def open(cls, path: Path, options: BM25Options | None = None) -> BM25Store:
+        """A saved store, memory-mapped (its pages, not process memory); it keeps the options it was built with."""
+        return cls.load(path, mmap=True)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -87,6 +114,16 @@ class BM25Store:
         for stem, i in tok.vocab.items():
             local[i] = stem
         return tok.ids, local
+
+    def _query_stems(self, queries: Sequence[str]) -> list[list[str]]:
+        """Each query's stems, analysed as the texts are."""
+        return bm25s.tokenize(list(queries), lower=True, stopwords=self.stopwords or None, stemmer=self._stemmer,
+                              return_ids=False, show_progress=False)
+
+    def _index_rows(self) -> None:
+        """Document offsets and the id -> row map, for ``coverage`` in time proportional to its ``ids``."""
+        self._starts = np.concatenate([[0], np.cumsum(self._lengths)]).astype(np.int64)
+        self._rows = {int(i): r for r, i in enumerate(self._ids.tolist())}
 
     def add(self, ids: np.ndarray, texts: Sequence[str]) -> None:
         """Index ``texts`` under ``ids`` (not yet in the store); the index is rebuilt at the next search."""
@@ -136,6 +173,7 @@ class BM25Store:
                               backend="numpy", csc_backend="numpy")
             bm25.index((docs, dict(self._vocab)), create_empty_token=False, show_progress=False)
             self._bm25 = bm25
+        self._index_rows()
         self._dirty = False
         self.rebuild_seconds = time.perf_counter() - start
         log.info("built BM25 index of %d texts, %d stems in %.2f s", len(self._ids), len(self._stems),
@@ -153,8 +191,7 @@ class BM25Store:
         self._ensure_index()
         if self._bm25 is None or k == 0 or n == 0:
             return scores, out
-        tokenized = bm25s.tokenize(list(queries), lower=True, stopwords=self.stopwords or None,
-                                   stemmer=self._stemmer, return_ids=False, show_progress=False)
+        tokenized = self._query_stems(queries)
         indptr, indices = self._bm25.scores["indptr"], self._bm25.scores["indices"]
         for row, stems in enumerate(tokenized):
             query = np.array([self._vocab[s] for s in stems if s in self._vocab], dtype=np.int32)
@@ -169,17 +206,12 @@ class BM25Store:
             scores[row, :len(order)], out[row, :len(order)] = found[order], self._ids[docs[order]]
         return scores, out
 
-    def _question_stems(self) -> set[str]:
-        """Stems of the words that frame a question ("what", "does", ...): no topic to cover."""
-        return set(self._stemmer.stemWords(QUESTION_WORDS) if self._stemmer else QUESTION_WORDS)
-
     def coverage(self, query: str, ids: Sequence[int]) -> float | None:
         """IDF-weighted share of ``query``'s stems found in the texts stored under ``ids``; None when the
         query has no stem (only stop words). A stem the index has never seen weighs most and is never found:
         a question about a topic absent from the index (a rare disease's name) covers little of itself."""
         self._ensure_index()
-        stems = set(bm25s.tokenize([query], lower=True, stopwords=self.stopwords or None, stemmer=self._stemmer,
-                                   return_ids=False, show_progress=False)[0]) - self._question_stems()
+        stems = set(self._query_stems([query])[0]) - self._question_stems
         if not stems:
             return None
         n = len(self._ids)
@@ -187,10 +219,20 @@ class BM25Store:
         df = {s: int(indptr[self._vocab[s] + 1] - indptr[self._vocab[s]]) if indptr is not None and s in self._vocab
               else 0 for s in stems}
         idf = {s: math.log(1 + (n - d + 0.5) / (d + 0.5)) for s, d in df.items()}
-        rows = np.flatnonzero(np.isin(self._ids, np.asarray(ids, dtype=np.int64)))
-        ends = np.cumsum(self._lengths)
-        found = {self._stems[t] for r in rows.tolist() for t in np.unique(self._tokens[ends[r] - self._lengths[r]:ends[r]])}
+        rows = [self._rows[i] for i in map(int, ids) if i in self._rows]
+        found = {self._stems[t] for r in rows for t in np.unique(self._tokens[self._starts[r]:self._starts[r + 1]])}
         return sum(idf[s] for s in stems & found) / sum(idf.values())
+
+    def idf(self, word: str) -> float | None:
+        """The IDF of ``word``'s stem in this index (None when no text holds it, or it is a stop word)."""
+        self._ensure_index()
+        stems = self._query_stems([word])[0]
+        if not stems or self._bm25 is None or stems[0] not in self._vocab:
+            return None
+        indptr, t = self._bm25.scores["indptr"], self._vocab[stems[0]]
+        df = int(indptr[t + 1] - indptr[t])
+        n = len(self._ids)
+        return math.log(1 + (n - df + 0.5) / (df + 0.5)) if df else None
 
     def save(self, path: Path) -> None:
         """Write the store into the directory ``path`` (created; the caller makes the save atomic)."""
@@ -232,6 +274,7 @@ class BM25Store:
                                   f"{arrays[name].shape}, not a vector of {np.dtype(dtype)}")
         store._ids, store._lengths, store._tokens = arrays["ids"], arrays["lengths"], arrays["tokens"]
         store._mapped = path.resolve() if mmap else None
+        store._index_rows()
         if bm25 is not None:
             vocab = bm25.vocab_dict
             store._stems = sorted(vocab, key=vocab.__getitem__)

@@ -8,11 +8,12 @@ import os
 import re
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from medrag import readers
-from medrag.readers import entrez
+from medrag.sources import entrez
 from medrag.errors import MedRAGError
 
 log = logging.getLogger(__name__)
@@ -25,13 +26,16 @@ class Source:
     path: Path
     format: str | None = None
     source_type: str | None = None
+    #: the recipe table's other keys: the reader's own options (notes: ``text_column``, ``id_column`` ...)
+    options: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 def load_recipe(path: str | Path) -> list[Source]:
     """The sources a recipe names; paths are relative to the recipe file, ``$VARS`` expanded.
 
     A recipe is a TOML file with ``[[source]]`` tables: ``path`` (a file, folder or glob),
-    optional ``format`` (a reader name) and ``source_type`` (``pubmed``, ``consumer_health``, ...).
+    optional ``format`` (a reader name, or ``package.module:function``), ``source_type`` (``pubmed``,
+    ``consumer_health``, ``clinical_note`` ...) and any other keys, passed to the reader as its options.
     """
     path = Path(path)
     try:
@@ -51,7 +55,8 @@ def load_recipe(path: str | Path) -> list[Source]:
         if not matches:
             raise MedRAGError(f"{path}: {entry['path']} matches no file")
         for file in readers.iter_files(matches):
-            sources.append(Source(file, entry.get("format"), entry.get("source_type")))
+            options = {k: v for k, v in entry.items() if k not in ("path", "format", "source_type")}
+            sources.append(Source(file, entry.get("format"), entry.get("source_type"), options))
     return sources
 
 

@@ -1,0 +1,61 @@
+"""Lexical stores: BM25-style indexes over chunk texts, beside the vectors; backends by name (``LEXICAL``) or
+``package.module:Class``.
+
+A backend is one module with a class that has ``Options`` (kept in ``settings.lexical.options``), ``suffix``,
+``create(options)``, ``open(path, options)`` and the methods of ``LexicalStore``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from medrag.registry import Registry
+
+if TYPE_CHECKING:
+    from medrag.lexical.bm25s_store import BM25Store
+
+
+class LexicalStore(Protocol):
+    """What retrieval and abstention need of a lexical index; ids are the chunk store's row ids."""
+
+    suffix: str
+
+    def add(self, ids: np.ndarray, texts: Sequence[str]) -> None: ...
+
+    def delete(self, ids: np.ndarray) -> int: ...
+
+    def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores, ids)``, each ``(len(queries), k)``, best first; missing hits have id -1."""
+        ...
+
+    def coverage(self, query: str, ids: Sequence[int]) -> float | None:
+        """IDF-weighted share of the query's terms found in the texts under ``ids`` (abstention)."""
+        ...
+
+    def idf(self, word: str) -> float | None:
+        """The IDF of a word in this index, None when no text holds it (query translation's sense choice)."""
+        ...
+
+    def count(self) -> int: ...
+
+    def save(self, path: Path) -> None: ...
+
+
+#: lexical backends: name -> "module:Class"
+LEXICAL = Registry("lexical", {
+    "bm25s": "medrag.lexical.bm25s_store:BM25Store",
+})
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("BM25Store", "QUESTION_WORDS", "METHODS"):  # bm25s loads on use
+        from medrag.lexical import bm25s_store
+
+        return getattr(bm25s_store, name)
+    raise AttributeError(f"module 'medrag.lexical' has no attribute {name!r}")
+
+
+__all__ = ["LEXICAL", "BM25Store", "LexicalStore"]
