@@ -394,6 +394,16 @@ def create_app(config: ServerConfig, rag: Any | None = None,
                                  retriever=body.retriever, context=body.context, strict=body.strict)
         return JSONResponse(data, headers={"x-medrag-generation": str(gen.number)})
 
+    @app.post("/v1/case", dependencies=authorized)
+    async def case(request: Request) -> JSONResponse:
+        body = schemas.parse(schemas.CaseRequest, await read_json(request))
+        gen = svc.generation()
+        result = await svc.run(gen.rag.case, body.note, k=body.k, similar=body.similar, strict=body.strict)
+        data = result.to_dict()
+        sources = [s for p in data["problems"] for s in map(schemas.source_of, p["answer"]["citations"]) if s]
+        note_audit(request, body.note, sources)  # the note only as a salted hash, like a question
+        return JSONResponse(data, headers={"x-medrag-generation": str(gen.number)})
+
     @app.get("/v1/models", dependencies=authorized)
     async def models() -> dict[str, Any]:
         return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "medrag"}

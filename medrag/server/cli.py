@@ -39,11 +39,22 @@ def check_serving(host: str, keys: Path | None, certfile: Path | None, keyfile: 
             raise MedRAGError(f"TLS file {path} does not exist")
 
 
+def holds_notes(index: Path, manifest: dict) -> bool:
+    """Whether an index holds clinical notes (read from its chunk store's per-source counts)."""
+    from medrag.stores.chunks import ChunkStore
+
+    store = ChunkStore.load(Path(index) / manifest["files"]["chunks"])
+    return "clinical_note" in store.summary()
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     check_serving(args.host, args.keys, args.ssl_certfile, args.ssl_keyfile)
     from medrag.stores import layout
 
-    layout.read_manifest(args.index)  # a missing or broken index: one line now, not a server that never gets ready
+    manifest = layout.read_manifest(args.index)  # a missing or broken index: one line now, not a server that never gets ready
+    if args.keys is None and holds_notes(args.index, manifest):
+        raise MedRAGError(f"refusing to serve {args.index} without --keys: it holds clinical notes; create a key with "
+                          f"'medrag keys add NAME --keys FILE' and pass --keys FILE")
     try:
         import uvicorn
 

@@ -24,6 +24,16 @@ class AskRequest(BaseModel):
     generator: str | None = None
 
 
+class CaseRequest(BaseModel):
+    """``POST /v1/case``: a clinical note (de-identified in memory, stored nowhere) and the options of ``medrag case``."""
+
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(..., min_length=1, max_length=60_000)
+    k: int | None = Field(None, ge=1, le=MAX_K)
+    similar: int = Field(0, ge=0, le=MAX_K)
+    strict: bool | None = None
+
+
 class SearchRequest(BaseModel):
     """``POST /v1/search``: ranked passages only."""
 
