@@ -117,6 +117,8 @@ class Answer(Part):
         (``labels`` overrides them)."""
         words = {**language_labels(self.language), **(labels or {})}
         lines = [*(f"!! {notice}" for notice in self.notices), *([""] if self.notices else []), self.body, ""]
+        if self.query:  # what was searched, so a reader can see (and correct) what medrag understood
+            lines += [words["query"].format(query=self.query), ""]
         if self.sentences:
             lines.append(words["support"])
             lines += [f"  {s.support:.2f} {words['supported'] if s.supported else words['unsupported']} "

@@ -22,6 +22,7 @@ def test_chinese_question_gets_a_cited_answer_in_chinese_frame(rag: MedRAG) -> N
     assert any(w in (answer.retrieved[n - 1].title or "").lower() for n in cited for w in ("blood pressure", "hypertension"))
     rendered = answer.render()
     assert "资料来源：" in rendered and "（回答方式：extractive）" in rendered
+    assert message("query", "zh", query=answer.query) in rendered  # what was searched, shown to the reader
 
 
 def test_traditional_script_is_searched_like_simplified(rag: MedRAG) -> None:

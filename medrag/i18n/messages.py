@@ -95,7 +95,8 @@ def message(key: str, language: str | None = "en", *, traditional: bool = False,
 def labels(language: str | None = "en", *, traditional: bool = False) -> dict[str, str]:
     """The words ``Answer.render(labels=...)`` adds around an answer, in ``language``
     (keys ``support``, ``sources``, ``closest``, ``answered_by`` with its ``{generator}`` field, ``supported``,
-    ``unsupported``)."""
+    ``unsupported``, ``query`` with its ``{query}`` field)."""
     keys = {"support": "label_support", "sources": "label_sources", "closest": "label_closest",
-            "answered_by": "label_answered_by", "supported": "label_supported", "unsupported": "label_unsupported"}
+            "answered_by": "label_answered_by", "supported": "label_supported", "unsupported": "label_unsupported",
+            "query": "query"}
     return {name: message(key, language, traditional=traditional) for name, key in keys.items()}
