@@ -67,6 +67,13 @@ class Passage(Part):
     title: str
     score: float
 
+    @classmethod
+    def from_hit(cls, n: int, hit: Any) -> Passage:
+        """The ``n``-th retrieved hit (``medrag.retrieval.Hit``: a chunk and its score) as a Passage."""
+        chunk = hit.chunk
+        return cls(n=n, chunk_id=chunk.id, doc_id=chunk.doc_id, pmid=chunk.pmid, url=chunk.url, title=chunk.title,
+                   score=round(hit.score, 4))
+
 
 class Sentence(Part):
     """An answer sentence, the passages it cites and how closely the closest of them supports it."""

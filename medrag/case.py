@@ -95,8 +95,7 @@ def analyse_similar(notes: Asker, case: CaseAnalysis, n: int) -> list[Passage]:
     """The ``n`` de-identified notes of ``notes`` most similar to the case's problem list."""
     summary = "; ".join(p.problem for p in case.problems)
     hits = notes.retrieve(summary, n, where="source_type=clinical_note")
-    return [Passage(n=i, chunk_id=h.chunk.id, doc_id=h.chunk.doc_id, pmid=None, url=None, title=h.chunk.title,
-                    score=round(h.score, 4)) for i, h in enumerate(hits, 1)]
+    return [Passage.from_hit(i, h) for i, h in enumerate(hits, 1)]
 
 
 def analyse(rag: Asker, note: str, *, k: int | None = None, strict: bool | None = None,

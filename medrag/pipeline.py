@@ -234,7 +234,7 @@ class MedRAG:
         cited = sorted({n for c in checked for n in c.citations})
         return Answer(body=body, notices=notices, citations=[_citation(n, hits[n - 1]) for n in cited],
                       generator=result.generator if result else gen.name,
-                      retrieved=[_passage(n, h) for n, h in enumerate(hits, 1)],
+                      retrieved=[Passage.from_hit(n, h) for n, h in enumerate(hits, 1)],
                       invalid_citations=result.invalid_citations if result else 0, abstained=abstained,
                       removed_sentences=removed,
                       sentences=[Sentence(text=c.text, citations=c.citations, support=round(c.support, 4),
@@ -273,8 +273,3 @@ def _citation(n: int, hit: Hit) -> Citation:
     return Citation(n=n, pmid=hit.chunk.pmid, url=hit.chunk.url, title=hit.chunk.title,
                     journal=meta.get("journal"), year=meta.get("year"), source=meta.get("source"),
                     score=round(hit.score, 4), text=hit.chunk.text)
-
-
-def _passage(n: int, hit: Hit) -> Passage:
-    return Passage(n=n, chunk_id=hit.chunk.id, doc_id=hit.chunk.doc_id, pmid=hit.chunk.pmid, url=hit.chunk.url,
-                   title=hit.chunk.title, score=round(hit.score, 4))

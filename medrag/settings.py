@@ -209,7 +209,10 @@ def nest(data: dict[str, Any]) -> dict[str, Any]:
     for key, value in data.items():
         if key in GROUPS and isinstance(value, dict):
             for sub, inner in value.items():
-                _set(tree, (key, sub), inner) if not isinstance(inner, dict) else _merge(tree, (key, sub), inner)
+                if isinstance(inner, dict):
+                    _merge(tree, (key, sub), inner)
+                else:
+                    _set(tree, (key, sub), inner)
         else:
             _set(tree, _path(key), value)
     return tree

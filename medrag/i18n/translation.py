@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import math
 import re
 import threading
 import unicodedata
@@ -31,6 +30,7 @@ from importlib import resources
 from typing import Any
 
 from medrag.errors import MedRAGError
+from medrag.lexical import lucene_idf
 
 log = logging.getLogger(__name__)
 
@@ -501,7 +501,7 @@ def bm25_idf(store: Any, *, min_df: int = 2) -> IDF:
     Lucene's ``log(1 + (N - df + 0.5) / (df + 0.5))``, as ``coverage`` weighs stems for abstention.
     """
     n = store.count()
-    rarest = math.log(1 + (n - min_df + 0.5) / (min_df + 0.5))  # the IDF of a word in min_df texts
+    rarest = lucene_idf(n, min_df)  # the IDF of a word in min_df texts
     own = getattr(store, "idf", None)
 
     def lookup(word: str) -> float | None:
@@ -509,7 +509,7 @@ def bm25_idf(store: Any, *, min_df: int = 2) -> IDF:
             return own(word)
         _, ids = store.search([word], n)
         df = int((ids[0] >= 0).sum()) if n else 0
-        return math.log(1 + (n - df + 0.5) / (df + 0.5)) if df else None
+        return lucene_idf(n, df) if df else None
 
     @lru_cache(maxsize=8192)
     def idf(word: str) -> float | None:

@@ -6,6 +6,7 @@ A backend is one module with a class that has ``Options`` (kept in ``settings.le
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -44,6 +45,11 @@ class LexicalStore(Protocol):
     def save(self, path: Path) -> None: ...
 
 
+def lucene_idf(n: int, df: int) -> float:
+    """Lucene's BM25 IDF of a term found in ``df`` of ``n`` texts: ``log(1 + (n - df + 0.5) / (df + 0.5))``."""
+    return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+
 #: lexical backends: name -> "module:Class"
 LEXICAL = Registry("lexical", {
     "bm25s": "medrag.lexical.bm25s_store:BM25Store",
@@ -58,4 +64,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'medrag.lexical' has no attribute {name!r}")
 
 
-__all__ = ["LEXICAL", "BM25Store", "LexicalStore"]
+__all__ = ["LEXICAL", "BM25Store", "LexicalStore", "lucene_idf"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Sequence
 from itertools import chain
@@ -26,6 +25,7 @@ import Stemmer
 from pydantic import BaseModel, ConfigDict, Field
 
 from medrag.errors import MedRAGError
+from medrag.lexical import lucene_idf
 
 log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its own logger to DEBUG
@@ -214,11 +214,7 @@ class BM25Store:
         stems = set(self._query_stems([query])[0]) - self._question_stems
         if not stems:
             return None
-        n = len(self._ids)
-        indptr = self._bm25.scores["indptr"] if self._bm25 is not None else None
-        df = {s: int(indptr[self._vocab[s] + 1] - indptr[self._vocab[s]]) if indptr is not None and s in self._vocab
-              else 0 for s in stems}
-        idf = {s: math.log(1 + (n - d + 0.5) / (d + 0.5)) for s, d in df.items()}
+        idf = {s: lucene_idf(len(self._ids), self._df(s)) for s in stems}
         rows = [self._rows[i] for i in map(int, ids) if i in self._rows]
         found = {self._stems[t] for r in rows for t in np.unique(self._tokens[self._starts[r]:self._starts[r + 1]])}
         return sum(idf[s] for s in stems & found) / sum(idf.values())
@@ -227,12 +223,15 @@ class BM25Store:
         """The IDF of ``word``'s stem in this index (None when no text holds it, or it is a stop word)."""
         self._ensure_index()
         stems = self._query_stems([word])[0]
-        if not stems or self._bm25 is None or stems[0] not in self._vocab:
-            return None
-        indptr, t = self._bm25.scores["indptr"], self._vocab[stems[0]]
-        df = int(indptr[t + 1] - indptr[t])
-        n = len(self._ids)
-        return math.log(1 + (n - df + 0.5) / (df + 0.5)) if df else None
+        df = self._df(stems[0]) if stems else 0
+        return lucene_idf(len(self._ids), df) if df else None
+
+    def _df(self, stem: str) -> int:
+        """How many stored texts hold ``stem`` (its posting list's length; 0 for a stem never seen)."""
+        if self._bm25 is None or stem not in self._vocab:
+            return 0
+        indptr, t = self._bm25.scores["indptr"], self._vocab[stem]
+        return int(indptr[t + 1] - indptr[t])
 
     def save(self, path: Path) -> None:
         """Write the store into the directory ``path`` (created; the caller makes the save atomic)."""
