@@ -20,6 +20,8 @@ log = logging.getLogger("medrag")
 
 def _settings_args(parser: argparse.ArgumentParser, build: bool) -> None:
     parser.add_argument("--index", required=True, type=Path, help="index directory")
+    parser.add_argument("--key-file", type=Path, help="an encrypted index's key: a file holding its passphrase "
+                                                      "(default: $MEDRAG_INDEX_KEY)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch and FAISS (default: all cores)")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                         help="change one setting (repeatable), e.g. --set chunk_tokens=128")
@@ -27,6 +29,16 @@ def _settings_args(parser: argparse.ArgumentParser, build: bool) -> None:
         parser.add_argument("--preset", default="default", help="named settings preset (default, hnsw, gpt2)")
         parser.add_argument("--embedder", help="sentence-transformers model name or directory")
         parser.add_argument("--index-type", help='FAISS factory string, e.g. "Flat" or "HNSW32"')
+        parser.add_argument("--encrypt", action="store_true",
+                            help="encrypt the new index at rest (AES-256-GCM; key from --key-file or "
+                                 "$MEDRAG_INDEX_KEY; an encrypted index stays encrypted)")
+
+
+def _passphrase(args: argparse.Namespace) -> str | None:
+    """The index key from ``--key-file``, else ``$MEDRAG_INDEX_KEY``, else None."""
+    from medrag.stores.sealed import passphrase
+
+    return passphrase(args.key_file)
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
@@ -38,11 +50,25 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
                "index_type": args.index_type, "threads": args.threads,
                "ingest.notes_already_deidentified": True if args.notes_already_deidentified else None,
                "ingest.deid_shift_dates": True if args.shift_dates else None}
-    if (args.index / "manifest.json").exists():
-        rag = MedRAG.load(args.index, **changes)
+    from medrag.deid import index_keyed
+    from medrag.stores import layout
+    from medrag.stores.sealed import IndexKeyError
+
+    key = _passphrase(args)
+    if args.encrypt and key is None:
+        raise IndexKeyError("--encrypt needs a key: --key-file FILE or $MEDRAG_INDEX_KEY (any passphrase, e.g. "
+                            "a random base64 string)")
+    if (args.index / layout.MANIFEST).exists():
+        if args.encrypt and not layout.is_encrypted(layout.read_manifest(args.index)):
+            raise MedRAGError(f"index {args.index} is not encrypted, and encrypting it in place would leave its "
+                              f"plaintext on the disk: ingest into a new directory with --encrypt")
+        rag = MedRAG.load(args.index, key=key, **changes)
         log.info("adding to the existing index %s (%d chunks)", args.index, rag.chunks.count())
     else:
-        rag = MedRAG(Settings.preset(args.preset, **changes))
+        rag = MedRAG(Settings.preset(args.preset, **changes), key=key if args.encrypt else None)
+    if rag.key is not None and args.engine == "ray":
+        raise MedRAGError("--engine ray writes plaintext embedding shards beside the index: ingest an encrypted "
+                          "index with the local engine")
     pubmed = PubMedQuery(email=args.email or os.environ.get("NCBI_EMAIL"), download_dir=args.index / "downloads",
                          max_records=args.max, api_key=args.api_key or os.environ.get("NCBI_API_KEY"),
                          base_url=args.eutils_url or NCBI_EUTILS)
@@ -54,8 +80,9 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     else:
         if args.address or args.workers:
             raise MedRAGError("--address and --workers apply to --engine ray")
-        report = rag.ingest(args.paths, save_to=args.index, skip_bad=args.skip_bad, progress=not args.quiet,
-                            pubmed=pubmed)
+        with index_keyed(rag.key):  # notes' pseudonyms keyed by the encrypted index's key: stable across runs
+            report = rag.ingest(args.paths, save_to=args.index, skip_bad=args.skip_bad, progress=not args.quiet,
+                                pubmed=pubmed)
     print(report.summary(), file=sys.stderr)
     print(f"index: {args.index} ({rag.chunks.count_documents()} documents, {rag.chunks.count()} chunks)")
     return 0
@@ -67,7 +94,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     if not args.question.strip():
         raise MedRAGError('empty question: ask something, e.g. medrag ask "What causes anemia?" --index DIR')
     rag = MedRAG.load(args.index, **Settings.parse_assignments(args.assignments), embedder=args.embedder,
-                      threads=args.threads, openai_base_url=args.base_url)
+                      threads=args.threads, openai_base_url=args.base_url, key=_passphrase(args))
     streamed = False
 
     def show(piece: str) -> None:
@@ -89,8 +116,9 @@ def _cmd_case(args: argparse.Namespace) -> int:
     from medrag import MedRAG
 
     note = sys.stdin.read() if str(args.note) == "-" else _read_note(args.note)
-    rag = MedRAG.load(args.index, **Settings.parse_assignments(args.assignments), threads=args.threads)
-    notes = MedRAG.load(args.similar_index, threads=args.threads) if args.similar_index else None
+    key = _passphrase(args)  # --similar-index is opened with the same key
+    rag = MedRAG.load(args.index, **Settings.parse_assignments(args.assignments), threads=args.threads, key=key)
+    notes = MedRAG.load(args.similar_index, threads=args.threads, key=key) if args.similar_index else None
     found = rag.case(note, k=args.k, similar=args.similar, strict=args.strict or None, similar_from=notes)
     print(json.dumps(found.to_dict(), ensure_ascii=False) if args.json else found.render())
     return 0
@@ -106,12 +134,14 @@ def _read_note(path: Path) -> str:
 def _cmd_info(args: argparse.Namespace) -> int:
     from medrag import MedRAG
 
-    info = MedRAG.load(args.index, threads=args.threads).info()
+    info = MedRAG.load(args.index, threads=args.threads, key=_passphrase(args)).info(speed=True)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
     print(f"index:     {args.index}\ndocuments: {info['documents']}\nchunks:    {info['chunks']}\n"
-          f"embedder:  {info['embedder']}\nindex type: {info['index_type']}"
+          f"embedder:  {info['embedder']}\nembedding: {info['embedding']['path']} (runs here as "
+          f"{info['embedding']['runs_as']}, {info['embedding']['texts_per_second']:.0f} texts/s on this CPU, class "
+          f"{info['embedding']['cpu_class']})\nindex type: {info['index_type']}"
           + ("" if info["index_trained"] else " (too few vectors to train yet: searched exactly)") + "\nsources:")
     for kind, counts in sorted(info["sources"].items()):
         print(f"  {kind}: {counts['documents']} documents, {counts['chunks']} chunks")

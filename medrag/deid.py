@@ -29,12 +29,16 @@ dates without a year still become ``[DATE]``.
 
 Record ids that must stay linkable (a patient's notes, an encounter) become keyed pseudonyms
 (``Deidentifier.pseudonym``): HMAC-SHA256 under a secret key, so they cannot be reversed by hashing
-every possible MRN. The key comes from the ``key`` argument or ``$MEDRAG_DEID_KEY``; without either a
-random key lives for the process only (pseudonyms and date offsets then differ between runs).
+every possible MRN. The key comes from the ``key`` argument or ``$MEDRAG_DEID_KEY``; else, while an encrypted
+index is ingested (``with index_keyed(index_key):``), from that index's key (HKDF, so pseudonyms stay stable
+across runs into that index); else a random key lives for the process only (pseudonyms and date offsets then
+differ between runs).
 """
 from __future__ import annotations
 
 import calendar
+import contextlib
+import contextvars
 import datetime as dt
 import functools
 import hashlib
@@ -46,15 +50,38 @@ import secrets
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from medrag.errors import MedRAGError
 
+if TYPE_CHECKING:
+    from medrag.stores.sealed import IndexKey
+
 log = logging.getLogger(__name__)
 
-__all__ = ["ENGINES", "KEY_ENV", "DeidResult", "Deidentifier", "Span"]
+__all__ = ["ENGINES", "KEY_ENV", "DeidResult", "Deidentifier", "Span", "index_keyed"]
 
 ENGINES = ("combined", "rules", "philter")
 KEY_ENV = "MEDRAG_DEID_KEY"
+#: the de-identification key derived from the encrypted index being ingested (``index_keyed``)
+_INDEX_DEID_KEY: contextvars.ContextVar[bytes | None] = contextvars.ContextVar("medrag_index_deid_key", default=None)
+
+
+@contextlib.contextmanager
+def index_keyed(index_key: IndexKey | None) -> Iterator[None]:
+    """Within the block, a Deidentifier with neither a ``key`` argument nor ``$MEDRAG_DEID_KEY`` keys its
+    pseudonyms and date shifts with a key derived (HKDF) from ``index_key``, an encrypted index's key: stable
+    across runs into that index, unrelated to any other key. ``None`` changes nothing."""
+    if index_key is None:
+        yield
+        return
+    token = _INDEX_DEID_KEY.set(index_key.subkey("de-identification"))
+    try:
+        yield
+    finally:
+        _INDEX_DEID_KEY.reset(token)
+
+
 #: tag kinds, in the order a tie between overlapping detections is settled
 KINDS = ("SSN", "EMAIL", "URL", "IP", "PHONE", "FAX", "DATE", "AGE", "ZIP", "ADDRESS", "LOCATION", "ID", "NAME",
          "PHI")
@@ -533,7 +560,7 @@ class Deidentifier:
 
     ``engine``: ``combined`` (default), ``rules`` or ``philter``. ``shift_dates``: move full dates by a
     keyed per-patient offset instead of tagging them. ``key``: the secret for pseudonyms and date offsets
-    (default ``$MEDRAG_DEID_KEY``, else random for this process).
+    (default ``$MEDRAG_DEID_KEY``, else the encrypted index's being ingested, else random for this process).
     """
 
     def __init__(self, engine: str = "combined", *, shift_dates: bool = False, key: bytes | str | None = None) -> None:
@@ -542,12 +569,24 @@ class Deidentifier:
         self.engine = engine
         self.shift_dates = shift_dates
         key = key if key is not None else os.environ.get(KEY_ENV)
-        if not key:
-            log.info("no $%s: pseudonyms and date shifts use a random key that lasts for this process", KEY_ENV)
-            key = secrets.token_bytes(32)
-        self._key = key.encode() if isinstance(key, str) else bytes(key)
+        self._given = (key.encode() if isinstance(key, str) else bytes(key)) if key else None
+        self._random = secrets.token_bytes(32) if not key else b""
+        self._warned = False
         if engine != "rules":
             _philter()  # fail early when philter-lite is missing
+
+    @property
+    def _key(self) -> bytes:
+        """The key given (or ``$MEDRAG_DEID_KEY``), else the encrypted index's (``index_keyed``), else random."""
+        if self._given is not None:
+            return self._given
+        derived = _INDEX_DEID_KEY.get()
+        if derived is not None:
+            return derived
+        if not self._warned:
+            self._warned = True
+            log.info("no $%s: pseudonyms and date shifts use a random key that lasts for this process", KEY_ENV)
+        return self._random
 
     def pseudonym(self, value: object, kind: str = "id") -> str:
         """A stable keyed pseudonym (16 hex digits) of a record id: same value and key, same pseudonym."""

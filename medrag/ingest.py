@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from medrag import readers, sources
 from medrag.documents import Chunk, Deletion, Document
 from medrag.errors import MedRAGError
+from medrag.sentences import embed_passages
 from medrag.stores import layout
 
 if TYPE_CHECKING:
@@ -147,7 +148,8 @@ def ingest(target: Target, paths: Iterable[str | Path] = (), *, save_to: str | P
     """Read, chunk, embed and store every document in ``paths`` (files, folders, recipes) into ``target``.
 
     ``pubmed:QUERY`` paths are downloaded first through E-utilities as ``pubmed`` says. ``embed`` maps chunk
-    texts to their vectors when they were embedded elsewhere (the Ray engine); ``checked`` holds sources
+    texts to their vectors when they were embedded elsewhere (the Ray engine; no sentence vectors are stored
+    then, and answers embed those sentences when asked); ``checked`` holds sources
     ``check_sources`` already parsed (``paths`` is then not read again).
     """
     start = time.perf_counter()
@@ -159,7 +161,6 @@ def ingest(target: Target, paths: Iterable[str | Path] = (), *, save_to: str | P
         checked = check_sources(sources.expand(paths, pubmed, progress), report, skip_bad, progress, target.settings)
     report.files = len(checked)
     if embed is None:
-        embed = target.embedder.embed_documents
         target.embedder.model  # noqa: B018 - load the model before the progress bar starts
     bar = tqdm(total=sum(n for _, n in checked), desc="ingesting", unit="doc", disable=not progress)
     pending: dict[str, tuple[Document, list[Chunk], str]] = {}
@@ -169,9 +170,16 @@ def ingest(target: Target, paths: Iterable[str | Path] = (), *, save_to: str | P
 
     def flush() -> None:
         nonlocal since_save, pending_chunks
-        texts = [c.embed_text for _, cs, _ in pending.values() for c in cs]
-        embedded = embed(texts)
+        new = [c for _, cs, _ in pending.values() for c in cs]
+        texts = [c.embed_text for c in new]
+        if embed is None:  # one forward pass gives the chunk vectors and their sentences' vectors
+            embedded, sentences = (embed_passages(target.embedder, new) if target.settings.ingest.sentence_vectors
+                                   else (target.embedder.embed_documents(texts), None))
+        else:
+            embedded, sentences = embed(texts), None
         ids = np.asarray([i for doc, cs, file in pending.values() for i in chunks.add(doc, cs, file)], dtype=np.int64)
+        if sentences is not None:
+            chunks.add_sentence_vectors(dict(zip(ids.tolist(), sentences)))
         target.vectors.add(ids, embedded)
         if target.lexical is not None:
             target.lexical.add(ids, texts)

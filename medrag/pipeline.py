@@ -14,6 +14,7 @@ from medrag import safety
 from medrag.answer import Answer, Citation, Passage, Sentence
 from medrag.case import CaseAnalysis, analyse_similar
 from medrag.chunking import Chunker
+from medrag.deid import index_keyed
 from medrag.embedding import Embedder
 from medrag.errors import MedRAGError
 from medrag.filters import Filter, parse_filter
@@ -23,10 +24,12 @@ from medrag.ingest import IngestReport, ingest
 from medrag.lexical import LEXICAL
 from medrag.reranking import Reranker
 from medrag.retrieval import Hit, Retriever
+from medrag.sentences import SentenceVectors
 from medrag.settings import RETRIEVERS, Settings
 from medrag.sources import PubMedQuery
-from medrag.stores import STORES, VectorStore, layout
+from medrag.stores import STORES, VectorStore, layout, sealed
 from medrag.stores.chunks import ChunkStore
+from medrag.stores.sealed import IndexKey
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +41,14 @@ class MedRAG:
     A loaded index may be queried (``retrieve``, ``ask``) from many threads at once; ingest from one.
     """
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, key: str | bytes | IndexKey | None = None) -> None:
+        """``key``: encrypt the index at rest (a passphrase, stretched with a new salt; or an ``IndexKey``);
+        every ``save`` then seals every file (``medrag.stores.sealed``)."""
         self.settings = settings or Settings()
+        self.key = key if key is None or isinstance(key, IndexKey) else IndexKey.new(key)
         self.chunks = ChunkStore()
+        if self.key is not None:
+            self.chunks.db.execute("PRAGMA temp_store = MEMORY")  # SQLite's sorts never spill plaintext to disk
         self._vectors: VectorStore | None = None
         self.lexical = self._new_lexical()
         self._generators: dict[str, Generator] = {}
@@ -51,6 +59,9 @@ class MedRAG:
         if not lexical.enabled:
             return None
         backend = LEXICAL.get(lexical.backend)
+        if self.key is not None and not getattr(backend.load(), "supports_bytes", True):
+            raise MedRAGError(f"an encrypted index cannot hold a {lexical.backend} lexical index (it keeps files on "
+                              f"disk): use --set lexical.backend=bm25s")
         return backend.load().create(backend.options(lexical.options))
 
     # -- composition -----------------------------------------------------------------------------
@@ -89,47 +100,77 @@ class MedRAG:
             if spec not in self._generators:
                 g = self.settings.generation
                 self._generators[spec] = make_generator(spec, embedder=self.embedder, max_new_tokens=g.max_new_tokens,
-                                                        threads=self.settings.threads, options=g.options)
+                                                        threads=self.settings.threads, options=g.options,
+                                                        sentences=SentenceVectors(self.embedder, self.chunks))
             return self._generators[spec]
 
     # -- persistence -----------------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
         """Write the index atomically: a crash leaves the previous save intact."""
         vectors = self.vectors
-        writers = {"vectors": (vectors.suffix, vectors.save), "chunks": ("sqlite", self.chunks.save)}
+        writers = {"vectors": layout.Part(vectors.suffix, vectors.save, getattr(vectors, "to_bytes", None)),
+                   "chunks": layout.Part("sqlite", self.chunks.save, self.chunks.to_bytes)}
         if self.lexical is not None:
-            writers["lexical"] = (self.lexical.suffix, self.lexical.save)
+            writers["lexical"] = layout.Part(self.lexical.suffix, self.lexical.save,
+                                             getattr(self.lexical, "to_bytes", None))
         layout.commit(directory, writers, self.settings.to_dict(),
                       {"embedder": self.settings.embedding.model, "dim": vectors.dim,
                        "index_type": self.settings.index.options.get("index_type", self.settings.index.backend),
-                       "chunks": vectors.count(), "documents": self.chunks.count_documents()})
+                       "chunks": vectors.count(), "documents": self.chunks.count_documents()}, key=self.key)
         log.info("saved %d chunks to %s", vectors.count(), directory)
 
     @classmethod
-    def load(cls, directory: str | Path, settings: Settings | None = None, **changes: Any) -> MedRAG:
+    def load(cls, directory: str | Path, settings: Settings | None = None, *,
+             key: str | bytes | IndexKey | None = None, **changes: Any) -> MedRAG:
         """Open a saved index with the settings it was built with (query-time fields may change).
 
         Passing ``settings`` or ``changes`` that differ in a build-time field (embedder, chunking,
-        index type) is an error: the index would silently answer with the wrong vectors.
+        index type) is an error: the index would silently answer with the wrong vectors. An encrypted index
+        needs its ``key`` (default ``$MEDRAG_INDEX_KEY``), is decrypted into memory, and stays encrypted
+        when saved again; a plaintext index ignores ``key``.
         """
         directory = Path(directory)
         manifest = layout.read_manifest(directory)
-        saved = Settings.load(directory / layout.SETTINGS)
+        index_key = None
+        if layout.is_encrypted(manifest):
+            index_key = layout.unlock(directory, manifest, key if key is not None else sealed.passphrase())
+            saved_dict, _ = layout.read_settings(directory, manifest, index_key)
+            try:
+                saved = Settings.from_dict(saved_dict)
+            except ValueError as exc:
+                raise MedRAGError(f"corrupt settings in the encrypted index {directory}: "
+                                  f"{str(exc).splitlines()[0]}") from exc
+        else:
+            saved = Settings.load(directory / layout.SETTINGS)
         wanted = (settings or saved).replace(**changes)
         mismatch = saved.index_mismatch(wanted)
         if mismatch:
             raise MedRAGError(f"index {directory} was built with other settings ({'; '.join(mismatch)}); "
                               f"query it with the settings it was built with, or re-ingest")
-        rag = cls(wanted)
+        rag = cls(wanted, key=index_key)
         files = manifest["files"]
-        rag.chunks = ChunkStore.load(directory / files["chunks"])
         store = STORES.get(saved.index.backend)
-        rag._vectors = store.load().open(directory / files["vectors"], store.options(wanted.index.options),
-                                         wanted.threads)
-        if saved.lexical.enabled and "lexical" in files:
-            lexical = LEXICAL.get(saved.lexical.backend)
-            rag.lexical = lexical.load().open(directory / files["lexical"], lexical.options(saved.lexical.options))
-        elif saved.lexical.enabled:  # an index saved before it had one: rebuilt from the stored chunk texts
+        lexical = LEXICAL.get(saved.lexical.backend) if saved.lexical.enabled and "lexical" in files else None
+        if index_key is None:
+            rag.chunks = ChunkStore.load(directory / files["chunks"])
+            rag._vectors = store.load().open(directory / files["vectors"], store.options(wanted.index.options),
+                                             wanted.threads)
+            if lexical is not None:
+                rag.lexical = lexical.load().open(directory / files["lexical"], lexical.options(saved.lexical.options))
+        else:  # decrypted in memory: nothing of it is written anywhere
+            def opened(role: str, backend: Any, *args: Any) -> Any:
+                what = f"the {role} of {directory}"
+                if not hasattr(backend, "open_bytes"):
+                    raise MedRAGError(f"{what} cannot be opened from an encrypted index: backend "
+                                      f"{backend.__name__} has no open_bytes")
+                return backend.open_bytes(layout.read_part(directory, manifest, role, index_key), *args, what=what)
+
+            rag.chunks = ChunkStore.from_bytes(layout.read_part(directory, manifest, "chunks", index_key),
+                                               f"the chunks of {directory}")
+            rag._vectors = opened("vectors", store.load(), store.options(wanted.index.options), wanted.threads)
+            if lexical is not None:
+                rag.lexical = opened("lexical", lexical.load(), lexical.options(saved.lexical.options))
+        if saved.lexical.enabled and lexical is None:  # saved before it had one: rebuilt from the chunk texts
             ids = rag.chunks.ids()
             chunks = rag.chunks.get(ids)
             rag.lexical.add(np.asarray(ids, dtype=np.int64), [chunks[i].embed_text for i in ids])
@@ -144,7 +185,8 @@ class MedRAG:
                progress: bool = True, pubmed: PubMedQuery | None = None) -> IngestReport:
         """Read, chunk, embed and store every document in ``paths`` (files, folders, recipes); see
         ``medrag.ingest.ingest``. ``save_to`` checkpoints into that index directory, so a re-run resumes."""
-        return ingest(self, paths, save_to=save_to, skip_bad=skip_bad, progress=progress, pubmed=pubmed)
+        with index_keyed(self.key):  # an encrypted index's notes get pseudonyms stable across runs
+            return ingest(self, paths, save_to=save_to, skip_bad=skip_bad, progress=progress, pubmed=pubmed)
 
     def delete_document(self, doc_id: str) -> int:
         """Remove a document's chunks from every store; 1 if it was there, else 0."""
@@ -258,9 +300,16 @@ class MedRAG:
         """The lexical index's IDF of a word, for choosing among a translated term's English senses."""
         return index_idf(self)
 
-    def info(self) -> dict[str, Any]:
-        """Counts, sources, embedder, index type and settings."""
-        return {"documents": self.chunks.count_documents(), "chunks": self.chunks.count(),
+    def info(self, speed: bool = False) -> dict[str, Any]:
+        """Counts, sources, embedder, its path (backend and precision) and, with ``speed``, how many texts per
+        second this CPU embeds with it (a one-second measurement), index type and settings."""
+        from medrag.embedding import cpu
+
+        e = self.settings.embedding
+        path = {"path": f"{e.backend} {e.precision}", "cpu_class": cpu.cpu_class()}
+        if speed:
+            path |= {"runs_as": self.embedder.describe(), "texts_per_second": round(self.embedder.speed(), 1)}
+        return {"documents": self.chunks.count_documents(), "chunks": self.chunks.count(), "embedding": path,
                 "vectors": self.vectors.count(), "bm25_rows": self.lexical.count() if self.lexical else None,
                 "sources": self.chunks.summary(), "embedder": self.settings.embedding.model,
                 "index_type": self.settings.index.options.get("index_type", self.settings.index.backend),

@@ -81,7 +81,7 @@ class Backend:
 
 
 class Registry:
-    """Named backends of one kind (``store``, ``lexical``, ``generator``, ``reader``)."""
+    """Named backends of one kind (``store``, ``lexical``, ``generator``, ``reader``, ``embedder``)."""
 
     def __init__(self, kind: str, entries: Mapping[str, str] | None = None) -> None:
         self.kind = kind
@@ -118,10 +118,11 @@ class Registry:
 
 #: where each kind's registry lives (imported on first use)
 HOMES = {"store": "medrag.stores:STORES", "lexical": "medrag.lexical:LEXICAL",
-         "generator": "medrag.generation:GENERATORS", "reader": "medrag.readers:REGISTRY"}
+         "generator": "medrag.generation:GENERATORS", "reader": "medrag.readers:REGISTRY",
+         "embedder": "medrag.embedding:EMBEDDERS"}
 
 
 def registry(kind: str) -> Registry:
-    """The registry of one kind of backend (``store``, ``lexical``, ``generator``, ``reader``)."""
+    """The registry of one kind of backend (``store``, ``lexical``, ``generator``, ``reader``, ``embedder``)."""
     return import_object(HOMES[kind])
 __all__ = ["DOTTED", "HOMES", "Backend", "Registry", "import_object", "registry", "validation_message"]

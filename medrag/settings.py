@@ -37,10 +37,30 @@ class EmbeddingSettings(Group):
 
     model: str = Field("all-MiniLM-L6-v2", description="sentence-transformers model name or directory")
     query_model: str = Field("", description="a separate query encoder (asymmetric pairs); '' = the model")
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    backend: Literal["auto", "torch", "openvino", "onnx"] = Field(
+        "auto", description="what computes the vectors; auto: the fastest path passing the quality guard on this "
+                             "CPU, resolved when the settings are made (an index records the path it was built with)")
+    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
+        "auto", description="fp32, bf16, int8 (openvino, onnx; opt-in: see eval/reports/embedding.md), fp16 (GPU)")
+    options: dict[str, Any] = Field(default_factory=dict, description="the backend's own options "
+                                                                      "(openvino: calibration_texts)")
     query_prompt: str = ""
     document_prompt: str = ""
     batch_size: int = Field(64, gt=0)
+
+    @model_validator(mode="after")
+    def _path(self) -> EmbeddingSettings:
+        """``auto`` resolved for this CPU (``medrag.embedding.cpu``); the precision and options checked."""
+        from medrag.embedding import EMBEDDERS, cpu
+
+        backend, precision = cpu.resolve_here(self.backend, self.precision)
+        if precision not in cpu.PRECISIONS[backend]:
+            raise ValueError(f"the {backend} embedder runs {', '.join(cpu.PRECISIONS[backend])}, not {precision}")
+        options = EMBEDDERS.get(backend).options(self.options)
+        for name, value in (("backend", backend), ("precision", precision),
+                            ("options", options.model_dump(mode="json", exclude_defaults=True) if options else {})):
+            object.__setattr__(self, name, value)
+        return self
 
 
 class ChunkingSettings(Group):
@@ -141,9 +161,11 @@ class SafetySettings(Group):
 
 
 class IngestSettings(Group):
-    """Ingest checkpoints."""
+    """Ingest checkpoints and what is stored beside each chunk."""
 
     checkpoint_chunks: int = Field(2048, gt=0, description="the index is saved after this many new chunks")
+    sentence_vectors: bool = Field(True, description="store each chunk's sentence vectors (float16, pooled from "
+                                                     "the chunk's own forward pass) so answers embed no stored text")
     notes_already_deidentified: bool = Field(False, description="clinical notes carry no PHI: skip de-identifying "
                                                                 "them (only ever set explicitly; recorded here)")
     deid_shift_dates: bool = Field(False, description="notes: shift dates per patient instead of removing them")
@@ -173,8 +195,8 @@ LEGACY: dict[str, tuple[str, ...]] = {
 }
 
 #: the fields a chunk's text and vector depend on (the Ray engine's shards are keyed by them)
-CHUNK_FIELDS = ("embedding.model", "embedding.precision", "chunking.tokens", "chunking.overlap",
-                "embedding.document_prompt")
+CHUNK_FIELDS = ("embedding.model", "embedding.backend", "embedding.precision", "embedding.options", "chunking.tokens",
+                "chunking.overlap", "embedding.document_prompt")
 #: the fields that define how an index was built: an index can only be queried with the same values
 BUILD_FIELDS = (*CHUNK_FIELDS, "embedding.query_model", "index.backend", "index.options.index_type",
                 "lexical.enabled", "lexical.backend", "lexical.options")
@@ -264,7 +286,11 @@ class Settings(Group):
             if isinstance(value, dict) and path[-1] == "options" and path[0] == "generation":
                 _merge(tree, path, value)
             else:
+                switched = path[-1] == "backend" and len(path) == 2 and tree[path[0]].get("backend") != value
                 _set(tree, path, value)
+                if switched and "options" in tree[path[0]] and not any(
+                        k.replace("__", ".") == f"{path[0]}.options" for k in changes):
+                    tree[path[0]]["options"] = {}  # another backend: its own defaults, not the old one's options
         return Settings(**tree)
 
     @classmethod
@@ -325,6 +351,9 @@ class Settings(Group):
             raise MedRAGError(f"cannot read settings {path}: not a JSON object")
         if "abstain_threshold" in data and "abstain_coverage_weight" not in data:
             data["abstain_coverage_weight"] = 0.0  # saved before coverage existed: keep the gate it had
+        embedding = data.get("embedding") if isinstance(data.get("embedding"), dict) else {}
+        if "backend" not in embedding:  # saved before embedding paths: built with torch
+            data["embedding"] = {**embedding, "backend": "torch"}
         flat = {k: v for k, v in data.items() if k in LEGACY and k not in GROUPS}
         rest = {k: v for k, v in data.items() if k not in flat}
         unknown = sorted(k for k in rest if k not in Settings.model_fields)

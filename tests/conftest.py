@@ -39,7 +39,8 @@ SMALL_CORPUS = [
 
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
-    return Embedder()
+    """The embedder new indexes get on this machine (``embedding.backend = auto``)."""
+    return Embedder.from_settings(Settings())
 
 
 @pytest.fixture(scope="session")

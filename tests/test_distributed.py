@@ -47,12 +47,18 @@ def test_ray_index_equals_local_index(local_ray: None, small_index: Path, embedd
     assert distributed.chunks.ids() == ids
     a, b = local.chunks.get(ids), distributed.chunks.get(ids)
     assert [(a[i].doc_id, a[i].embed_text) for i in ids] == [(b[i].doc_id, b[i].embed_text) for i in ids]
-    assert np.allclose(flat_vectors(inner(local.vectors.index)), flat_vectors(inner(distributed.vectors.index)),
-                       atol=1e-5)
+    # fp32 paths agree to float rounding; a bf16 path to bf16 rounding (batches and threads differ)
+    atol = 1e-5 if embedder.precision == "fp32" else 2e-3
+    mine_v, theirs_v = flat_vectors(inner(local.vectors.index)), flat_vectors(inner(distributed.vectors.index))
+    assert np.allclose(mine_v, theirs_v, atol=atol)
+    assert float((mine_v * theirs_v).sum(axis=1).min()) > 1 - atol
     for mine, theirs in zip(distributed.retrieve_batch(QUESTIONS, 10, retriever="dense"),
                             local.retrieve_batch(QUESTIONS, 10, retriever="dense")):
-        assert [h.chunk.id for h in mine] == [h.chunk.id for h in theirs]
-        assert np.allclose([h.score for h in mine], [h.score for h in theirs], atol=1e-5)
+        if embedder.precision == "fp32":
+            assert [h.chunk.id for h in mine] == [h.chunk.id for h in theirs]
+        else:  # a near-tie may swap places
+            assert len({h.chunk.id for h in mine} & {h.chunk.id for h in theirs}) >= 9
+        assert np.allclose(sorted(h.score for h in mine), sorted(h.score for h in theirs), atol=atol)
     assert not (tmp_path / "ray" / SHARDS).exists()  # spent once the index saved
 
 

@@ -1,4 +1,5 @@
-"""BM25Store on real BioASQ snippets, rank fusion against hand-computed values, metadata filters."""
+"""The lexical stores (bm25s and tantivy, one contract) on real BioASQ snippets, rank fusion against hand-computed
+values, metadata filters."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ import pytest
 from medrag.errors import MedRAGError
 from medrag.filters import Filter, journal_key, parse_filter
 from medrag.fusion import normalize_scores, rrf, rrf_batch, score_fusion, score_fusion_batch
-from medrag.lexical import BM25Store
+from medrag.lexical import LEXICAL, BM25Store, LexicalStore
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SNIPPETS = DATA / "corpora" / "pubmed" / "bioasq_snippets.jsonl"
@@ -33,9 +34,21 @@ def ids(snippets: list[dict]) -> np.ndarray:
     return np.arange(len(snippets), dtype=np.int64) * 3 + 100  # ids unlike bm25s's 0..n-1 positions
 
 
+@pytest.fixture(scope="module", params=["bm25s", "tantivy"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each lexical backend in turn: the contract tests hold for both."""
+    return request.param
+
+
+def make(backend: str) -> LexicalStore:
+    """An empty store of ``backend`` with its default options."""
+    entry = LEXICAL.get(backend)
+    return entry.load().create(entry.options({}))
+
+
 @pytest.fixture(scope="module")
-def store(snippets: list[dict], ids: np.ndarray) -> BM25Store:
-    bm25 = BM25Store()
+def store(snippets: list[dict], ids: np.ndarray, backend: str) -> LexicalStore:
+    bm25 = make(backend)
     bm25.add(ids, [s["text"] for s in snippets])
     return bm25
 
@@ -99,8 +112,8 @@ def test_batched_search_equals_one_by_one(store, questions) -> None:
     assert (hits[-3:] == -1).all() and (scores[-3:] == 0).all()  # stop words only, empty, unknown words
 
 
-def test_fewer_hits_than_k_padded_and_empty_store() -> None:
-    small = BM25Store()
+def test_fewer_hits_than_k_padded_and_empty_store(backend: str) -> None:
+    small = make(backend)
     assert small.search(["anything"], 3)[1].tolist() == [[-1, -1, -1]]
     small.add(np.array([5, 9]), ["Aspirin reduces fever.", "Insulin treats diabetes."])
     scores, hits = small.search(["aspirin dosage", "insulin", "fever diabetes"], 4)
@@ -299,8 +312,8 @@ def test_parse_filter_rejects_bad_specs(spec: str) -> None:
         parse_filter(spec)
 
 
-def test_coverage_weighs_rare_stems_and_misses_unknown_ones() -> None:
-    bm25 = BM25Store()
+def test_coverage_weighs_rare_stems_and_misses_unknown_ones(backend: str) -> None:
+    bm25 = make(backend)
     texts = ["Metformin lowers blood glucose in type 2 diabetes.", "Blood pressure rises with age.",
              "Exercise lowers blood pressure.", "Blood tests measure glucose."]
     bm25.add(np.array([10, 11, 12, 13]), texts)

@@ -12,10 +12,11 @@ from medrag.evaluation.datasets import DATASETS, RETRIEVAL_DATASETS
 def _load(args: argparse.Namespace) -> Any:
     """The index, with ``--retriever`` and ``--set`` changes applied."""
     from medrag import MedRAG, Settings
+    from medrag.stores import sealed
 
     changes: dict[str, Any] = {**Settings.parse_assignments(args.assignments), "threads": args.threads,
                                "retrieval.retriever": args.retriever}
-    return MedRAG.load(args.index, **changes)
+    return MedRAG.load(args.index, key=sealed.passphrase(getattr(args, "key_file", None)), **changes)
 
 
 def _extra(args: argparse.Namespace) -> dict[str, Any]:
@@ -44,6 +45,8 @@ def _cmd_retrieval(args: argparse.Namespace) -> int:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, help="the set's file or folder, in its own format")
     parser.add_argument("--index", required=True, type=Path, help="index directory")
+    parser.add_argument("--key-file", type=Path, help="an encrypted index's passphrase file "
+                                                     "(default: $MEDRAG_INDEX_KEY)")
     parser.add_argument("--out", required=True, type=Path,
                         help="output folder (predictions.jsonl, metrics.json, config.json, report.md); "
                              "re-running into it resumes")

@@ -19,6 +19,7 @@ from medrag.registry import DOTTED, Registry
 if TYPE_CHECKING:
     from medrag.documents import Chunk
     from medrag.embedding import Embedder
+    from medrag.sentences import SentenceVectors
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class GeneratorEnv:
     embedder: Embedder | None = None
     max_new_tokens: int = 128
     threads: int = 0
+    sentences: SentenceVectors | None = None  # passages' sentence vectors, stored in the index when it has them
 
 
 #: generator backends: name -> "module:Class"; a spec naming none of them is a Hugging Face model ("hf")
@@ -78,7 +80,8 @@ def parse_spec(spec: str) -> tuple[str, str]:
 
 
 def make_generator(spec: str, *, embedder: Embedder | None = None, max_new_tokens: int = 128, threads: int = 0,
-                   options: Mapping[str, Mapping[str, Any]] | None = None, n_sentences: int | None = None) -> Generator:
+                   options: Mapping[str, Mapping[str, Any]] | None = None, n_sentences: int | None = None,
+                   sentences: SentenceVectors | None = None) -> Generator:
     """The generator named by ``spec`` (see ``parse_spec``), built with its own ``options[backend]``
     (``n_sentences``: the extractive answerer's sentence count, a shortcut for its option)."""
     backend, model = parse_spec(spec)
@@ -87,7 +90,7 @@ def make_generator(spec: str, *, embedder: Embedder | None = None, max_new_token
     if n_sentences is not None and entry.name == "extractive":
         raw["sentences"] = n_sentences
     factory = entry.load()
-    built = factory.from_settings(model, entry.options(raw), GeneratorEnv(embedder, max_new_tokens, threads))
+    built = factory.from_settings(model, entry.options(raw), GeneratorEnv(embedder, max_new_tokens, threads, sentences))
     log.debug("generator %s built (%s)", spec, entry.target)
     return built
 

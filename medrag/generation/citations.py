@@ -62,19 +62,34 @@ def clean_citations(text: str, allowed: set[int]) -> tuple[str, list[int], int]:
     return clean.strip(), sorted(cited), removed
 
 
-def split_sentences(text: str) -> list[str]:
-    """Sentences of ``text``, section labels removed; abbreviations, decimals and initials do not split."""
-    sentences: list[str] = []
-    for block in _BLOCKS.split(text):
-        start = 0
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Where each of ``split_sentences(text)`` lies in ``text``: ``(start, end)`` character offsets."""
+    spans: list[tuple[int, int]] = []
+    edges = [0, *(x for m in _BLOCKS.finditer(text) for x in (m.start(), m.end())), len(text)]
+    for block_start, block_end in zip(edges[::2], edges[1::2]):
+        block, start, ends = text[block_start:block_end], 0, []
         for match in _END.finditer(block):
             dot = match.start()
             if block[dot] == "." and _ABBREVIATION.search(block[max(start, dot - 11):dot + 1]):
                 continue
-            sentences.append(block[start:match.end()])
+            ends.append((start, match.end()))
             start = match.end()
-        sentences.append(block[start:])
-    return [s for s in (_LABEL.sub("", s.strip()) for s in sentences) if s]
+        ends.append((start, len(block)))
+        for a, b in ends:
+            raw = block[a:b]
+            a += len(raw) - len(raw.lstrip())
+            b -= len(raw) - len(raw.rstrip())
+            label = _LABEL.match(block[a:b])
+            if label:
+                a += label.end()
+            if a < b:
+                spans.append((block_start + a, block_start + b))
+    return spans
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of ``text``, section labels removed; abbreviations, decimals and initials do not split."""
+    return [text[a:b] for a, b in sentence_spans(text)]
 
 
 def answer_sentences(text: str) -> list[str]:
@@ -100,4 +115,4 @@ def passage_sentences(passage: str) -> list[str]:
 
 
 __all__ = ["CITATION", "MAX_RANGE", "answer_sentences", "clean_citations", "marker_numbers", "passage_sentences",
-           "split_answer", "split_sentences"]
+           "sentence_spans", "split_answer", "split_sentences"]

@@ -6,6 +6,7 @@ A backend is one module with a class that has ``Options`` (kept in ``settings.le
 """
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from medrag.errors import MedRAGError
 from medrag.registry import Registry
 
 if TYPE_CHECKING:
@@ -45,6 +47,18 @@ class LexicalStore(Protocol):
     def save(self, path: Path) -> None: ...
 
 
+def read_meta(path: Path, name: str, what: str, version: int) -> dict[str, Any]:
+    """A saved lexical store's JSON metadata file ``path/name``, checked for ``version``; a clear error if not."""
+    try:
+        meta = json.loads((path / name).read_text())
+    except (OSError, ValueError) as exc:
+        raise MedRAGError(f"{path} holds no readable {what} ({name}): {exc}") from exc
+    if not isinstance(meta, dict) or meta.get("format") != version:
+        raise MedRAGError(f"{what} {path} has format {meta.get('format') if isinstance(meta, dict) else None}, "
+                          f"this medrag reads {version}")
+    return meta
+
+
 def lucene_idf(n: int, df: int) -> float:
     """Lucene's BM25 IDF of a term found in ``df`` of ``n`` texts: ``log(1 + (n - df + 0.5) / (df + 0.5))``."""
     return math.log(1 + (n - df + 0.5) / (df + 0.5))
@@ -53,6 +67,7 @@ def lucene_idf(n: int, df: int) -> float:
 #: lexical backends: name -> "module:Class"
 LEXICAL = Registry("lexical", {
     "bm25s": "medrag.lexical.bm25s_store:BM25Store",
+    "tantivy": "medrag.lexical.tantivy_store:TantivyStore",
 })
 
 

@@ -11,9 +11,11 @@ only; every array is read with ``allow_pickle=False``, so a pickled file is refu
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
+import zipfile
 from collections.abc import Sequence
 from itertools import chain
 from pathlib import Path
@@ -21,25 +23,21 @@ from typing import Any
 
 import bm25s
 import numpy as np
-import Stemmer
 from pydantic import BaseModel, ConfigDict, Field
 
 from medrag.errors import MedRAGError
-from medrag.lexical import lucene_idf
+from medrag.lexical import lucene_idf, read_meta
+from medrag.lexical.analysis import QUESTION_WORDS, question_stems, tokenize  # noqa: F401 (QUESTION_WORDS: re-exported)
+from medrag.lexical.analysis import stemmer as make_stemmer
 
 log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its own logger to DEBUG
 
 META = "bm25.json"
 ARRAYS = {"ids": np.int64, "lengths": np.int64, "tokens": np.int32}
+SCORE_ARRAYS = ("data", "indices", "indptr")  # bm25s's sparse score matrix
 FORMAT_VERSION = 1
 METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
-
-
-#: words that frame a question rather than name its topic; left out of ``BM25Store.coverage``
-QUESTION_WORDS = ("what", "which", "who", "whom", "whose", "when", "where", "why", "how", "do", "does", "did",
-                  "can", "could", "should", "would", "may", "might", "has", "have", "had", "any", "you", "i", "me",
-                  "my", "we", "about", "information", "tell", "know")
 
 
 class BM25Options(BaseModel):
@@ -65,11 +63,7 @@ class BM25Store:
             raise MedRAGError(f"unknown BM25 method {method!r}; choose from {', '.join(METHODS)}")
         if k1 < 0 or not 0 <= b <= 1 or delta < 0:
             raise MedRAGError(f"BM25 needs k1 >= 0, 0 <= b <= 1 and delta >= 0, not k1={k1}, b={b}, delta={delta}")
-        try:
-            self._stemmer = Stemmer.Stemmer(stemmer) if stemmer else None
-        except KeyError:
-            raise MedRAGError(f"unknown stemmer language {stemmer!r}; choose from "
-                              f"{', '.join(Stemmer.algorithms())}") from None
+        self._stemmer = make_stemmer(stemmer)
         self.k1, self.b, self.method, self.delta = float(k1), float(b), method, float(delta)
         self.stopwords = stopwords if stopwords is None or isinstance(stopwords, str) else tuple(stopwords)
         self.stemmer = stemmer
@@ -81,7 +75,7 @@ class BM25Store:
         self._bm25: bm25s.BM25 | None = None
         self._starts = np.zeros(1, np.int64)  # document row -> offset of its tokens (one more: the end)
         self._rows: dict[int, int] = {}  # chunk id -> document row
-        self._question_stems = set(self._stemmer.stemWords(QUESTION_WORDS) if self._stemmer else QUESTION_WORDS)
+        self._question_stems = question_stems(self._stemmer)
         self._dirty = False
         self._mapped: Path | None = None  # the directory a memory-mapped store reads from
         self.rebuild_seconds = 0.0  # time the last rebuild took
@@ -108,8 +102,7 @@ class BM25Store:
 
     def _tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], list[str]]:
         """Per text its token ids into a local vocabulary, and that vocabulary (id -> stem)."""
-        tok = bm25s.tokenize(list(texts), lower=True, stopwords=self.stopwords or None, stemmer=self._stemmer,
-                             return_ids=True, show_progress=False)
+        tok = tokenize(texts, self.stopwords, self._stemmer, ids=True)
         local = [""] * len(tok.vocab)
         for stem, i in tok.vocab.items():
             local[i] = stem
@@ -117,8 +110,7 @@ class BM25Store:
 
     def _query_stems(self, queries: Sequence[str]) -> list[list[str]]:
         """Each query's stems, analysed as the texts are."""
-        return bm25s.tokenize(list(queries), lower=True, stopwords=self.stopwords or None, stemmer=self._stemmer,
-                              return_ids=False, show_progress=False)
+        return tokenize(queries, self.stopwords, self._stemmer)
 
     def _index_rows(self) -> None:
         """Document offsets and the id -> row map, for ``coverage`` in time proportional to its ``ids``."""
@@ -233,6 +225,11 @@ class BM25Store:
         indptr, t = self._bm25.scores["indptr"], self._vocab[stem]
         return int(indptr[t + 1] - indptr[t])
 
+    def _meta(self) -> dict[str, Any]:
+        """What ``bm25.json`` holds: the format, the counts and the parameters."""
+        return {"format": FORMAT_VERSION, "count": self.count(), "stems": len(self._stems),
+                "indexed": self._bm25 is not None, "bm25s": bm25s.__version__, **self.params}
+
     def save(self, path: Path) -> None:
         """Write the store into the directory ``path`` (created; the caller makes the save atomic)."""
         self._ensure_index()
@@ -244,22 +241,66 @@ class BM25Store:
             self._bm25.save(path, corpus=None, allow_pickle=False, show_progress=False)
         for name in ARRAYS:
             np.save(path / f"{name}.npy", getattr(self, f"_{name}"), allow_pickle=False)
-        meta = {"format": FORMAT_VERSION, "count": self.count(), "stems": len(self._stems),
-                "indexed": self._bm25 is not None, "bm25s": bm25s.__version__, **self.params}
-        (path / META).write_text(json.dumps(meta, indent=2) + "\n")
+        (path / META).write_text(json.dumps(self._meta(), indent=2) + "\n")
+
+    def to_bytes(self) -> memoryview:
+        """The whole store as one uncompressed ``.npz`` built in memory (no file, no pickle): our arrays, bm25s's
+        score matrix and, as JSON bytes, ``bm25.json``'s fields with bm25s's parameters and vocabulary."""
+        self._ensure_index()
+        arrays = {name: getattr(self, f"_{name}") for name in ARRAYS}
+        meta = self._meta()
+        if self._bm25 is not None:
+            bm25 = self._bm25
+            arrays.update({f"scores_{name}": bm25.scores[name] for name in SCORE_ARRAYS})
+            if bm25.nonoccurrence_array is not None:
+                arrays["nonoccurrence"] = bm25.nonoccurrence_array
+            meta["bm25_params"] = {"k1": bm25.k1, "b": bm25.b, "delta": bm25.delta, "method": bm25.method,
+                                   "idf_method": bm25.idf_method, "dtype": bm25.dtype, "int_dtype": bm25.int_dtype,
+                                   "num_docs": int(bm25.scores["num_docs"]), "version": bm25s.__version__,
+                                   "backend": bm25.backend}
+            meta["vocab"] = bm25.vocab_dict
+        buffer = io.BytesIO()
+        np.savez(buffer, meta=np.frombuffer(json.dumps(meta, ensure_ascii=False).encode("utf-8"), np.uint8),
+                 **arrays)
+        return buffer.getbuffer()
+
+    @classmethod
+    def from_bytes(cls, data: bytes | bytearray | memoryview, what: str = "BM25 index") -> BM25Store:
+        """A store in memory from ``to_bytes``'s output."""
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as packed:
+                arrays = {name: packed[name] for name in packed.files}
+            meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+            raise MedRAGError(f"cannot read {what}: {exc}") from exc
+        bm25 = None
+        if isinstance(meta, dict) and meta.get("indexed"):
+            try:
+                params = dict(meta["bm25_params"])
+                version, num_docs = params.pop("version", None), params.pop("num_docs")
+                bm25 = bm25s.BM25(**params)  # as bm25s.BM25.load builds it from its files
+                bm25.vocab_dict = dict(meta["vocab"])
+                bm25._original_version = version
+                bm25.unique_token_ids_set = set(bm25.vocab_dict.values())
+                bm25.scores = {**{name: arrays.pop(f"scores_{name}") for name in SCORE_ARRAYS}, "num_docs": num_docs}
+                bm25.nonoccurrence_array = (arrays.pop("nonoccurrence")
+                                            if bm25.method in bm25.methods_requiring_nonoccurrence else None)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise MedRAGError(f"corrupt {what}: {exc}") from exc
+        return cls._assemble(meta, arrays, bm25, what, mmap=False)
+
+    @classmethod
+    def open_bytes(cls, data: bytes | bytearray | memoryview, options: BM25Options | None = None,
+                   what: str = "BM25 index") -> BM25Store:
+        """``open`` from ``to_bytes``'s output (an encrypted index's decrypted lexical part); it keeps the
+        options it was built with."""
+        return cls.from_bytes(data, what)
 
     @classmethod
     def load(cls, path: Path, *, mmap: bool = False) -> BM25Store:
         """Open a saved store; ``mmap`` maps the arrays read-only instead of reading them into memory."""
         path = Path(path)
-        try:
-            meta = json.loads((path / META).read_text())
-        except (OSError, ValueError) as exc:
-            raise MedRAGError(f"{path} holds no readable BM25 index ({META}): {exc}") from exc
-        if meta.get("format") != FORMAT_VERSION:
-            raise MedRAGError(f"BM25 index {path} has format {meta.get('format')}, this medrag reads {FORMAT_VERSION}")
-        params = {key: meta.get(key) for key in ("k1", "b", "method", "delta", "stopwords", "stemmer")}
-        store = cls(**params)
+        meta = read_meta(path, META, "BM25 index", FORMAT_VERSION)
         try:
             arrays = {name: np.load(path / f"{name}.npy", allow_pickle=False, mmap_mode="r" if mmap else None)
                       for name in ARRAYS}
@@ -267,12 +308,24 @@ class BM25Store:
                                    show_progress=False, backend="numpy") if meta.get("indexed") else None
         except (OSError, ValueError, TypeError) as exc:
             raise MedRAGError(f"cannot read BM25 index {path}: {exc}") from exc
-        for name, dtype in ARRAYS.items():
-            if arrays[name].dtype != dtype or arrays[name].ndim != 1:
-                raise MedRAGError(f"corrupt BM25 index {path}: {name}.npy holds {arrays[name].dtype} "
-                                  f"{arrays[name].shape}, not a vector of {np.dtype(dtype)}")
-        store._ids, store._lengths, store._tokens = arrays["ids"], arrays["lengths"], arrays["tokens"]
+        store = cls._assemble(meta, arrays, bm25, f"BM25 index {path}", mmap=mmap)
         store._mapped = path.resolve() if mmap else None
+        return store
+
+    @classmethod
+    def _assemble(cls, meta: Any, arrays: dict[str, np.ndarray], bm25: bm25s.BM25 | None, what: str, *,
+                  mmap: bool) -> BM25Store:
+        """A store from its saved parts, checked to agree with each other."""
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
+            raise MedRAGError(f"{what} has format {meta.get('format') if isinstance(meta, dict) else None}, "
+                              f"this medrag reads {FORMAT_VERSION}")
+        params = {key: meta.get(key) for key in ("k1", "b", "method", "delta", "stopwords", "stemmer")}
+        store = cls(**params)
+        for name, dtype in ARRAYS.items():
+            if name not in arrays or arrays[name].dtype != dtype or arrays[name].ndim != 1:
+                found = f"{arrays[name].dtype} {arrays[name].shape}" if name in arrays else "nothing"
+                raise MedRAGError(f"corrupt {what}: {name}.npy holds {found}, not a vector of {np.dtype(dtype)}")
+        store._ids, store._lengths, store._tokens = arrays["ids"], arrays["lengths"], arrays["tokens"]
         store._index_rows()
         if bm25 is not None:
             vocab = bm25.vocab_dict
@@ -288,5 +341,5 @@ class BM25Store:
                       and (mmap or not len(store._tokens)
                            or 0 <= int(store._tokens.min()) <= int(store._tokens.max()) < len(store._stems)))
         if not consistent:
-            raise MedRAGError(f"corrupt BM25 index {path}: its files do not agree with each other")
+            raise MedRAGError(f"corrupt {what}: its files do not agree with each other")
         return store

@@ -29,7 +29,8 @@ class SentenceSupport:
 
 
 class SupportChecker:
-    """Scores each answer sentence against the sentences of the passages it cites, in one embedding call."""
+    """Scores each answer sentence against the sentences of the passages it cites, in one embedding call (none
+    when every sentence is quoted from a passage it cites, as the extractive answerer's are)."""
 
     def __init__(self, embedder: Embedder, threshold: float = SUPPORT_THRESHOLD) -> None:
         self.embedder = embedder
@@ -40,16 +41,21 @@ class SupportChecker:
         if not sentences:
             return []
         parts = [passage_sentences(p) for p in passages]
-        owner = np.array([n for n, ps in enumerate(parts, 1) for _ in ps], dtype=np.int64)
-        vectors = self.embedder.embed_documents([s for s, _ in sentences] + [s for ps in parts for s in ps])
-        sims = vectors[:len(sentences)] @ vectors[len(sentences):].T
+        quoted = [[n for n in cited if 1 <= n <= len(passages) and text in parts[n - 1]] for text, cited in sentences]
         best = np.full((len(sentences), len(passages) + 1), -1.0, dtype=np.float32)  # per passage number
-        for n in range(1, len(passages) + 1):
-            if (owner == n).any():
-                best[:, n] = sims[:, owner == n].max(axis=1)
+        if not all(quoted):  # a sentence quoted from the passage it cites has support 1 without embedding it
+            owner = np.array([n for n, ps in enumerate(parts, 1) for _ in ps], dtype=np.int64)
+            vectors = self.embedder.embed_documents([s for s, _ in sentences] + [s for ps in parts for s in ps])
+            sims = vectors[:len(sentences)] @ vectors[len(sentences):].T
+            for n in range(1, len(passages) + 1):
+                if (owner == n).any():
+                    best[:, n] = sims[:, owner == n].max(axis=1)
         results = []
         for i, (text, cited) in enumerate(sentences):
             valid = [n for n in cited if 1 <= n <= len(passages)]
+            if quoted[i]:
+                results.append(SentenceSupport(text, valid, 1.0, True))
+                continue
             if valid:
                 score = float(best[i, valid].max())
                 results.append(SentenceSupport(text, valid, score, score >= self.threshold))

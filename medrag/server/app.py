@@ -17,7 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -70,6 +70,7 @@ class ServerConfig:
     max_body: int = MAX_BODY
     max_question: int = schemas.MAX_QUESTION
     tls: bool = False  # served over HTTPS (adds Strict-Transport-Security)
+    key: str | None = field(default=None, repr=False)  # an encrypted index's passphrase (None: $MEDRAG_INDEX_KEY)
 
     def __post_init__(self) -> None:
         self.index = Path(self.index)
@@ -122,7 +123,7 @@ def default_loader(config: ServerConfig) -> Callable[[Any | None], Any]:
         rag = None
         if previous is not None:
             try:
-                rag = MedRAG.load(config.index, settings=previous.settings)
+                rag = MedRAG.load(config.index, settings=previous.settings, key=config.key)
             except MedRAGError as exc:
                 log.info("new generation differs in build settings, loading its own models: %s", exc)
             else:
@@ -133,7 +134,7 @@ def default_loader(config: ServerConfig) -> Callable[[Any | None], Any]:
                         pass
         if rag is None:
             changes = {"threads": config.threads} if config.threads is not None else {}
-            rag = MedRAG.load(config.index, **changes)
+            rag = MedRAG.load(config.index, key=config.key, **changes)
         warm(rag, config.generators)
         return rag
 

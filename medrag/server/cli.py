@@ -39,20 +39,29 @@ def check_serving(host: str, keys: Path | None, certfile: Path | None, keyfile: 
             raise MedRAGError(f"TLS file {path} does not exist")
 
 
-def holds_notes(index: Path, manifest: dict) -> bool:
-    """Whether an index holds clinical notes (read from its chunk store's per-source counts)."""
+def holds_notes(index: Path, manifest: dict, key: str | None = None) -> bool:
+    """Whether an index holds clinical notes (read from its chunk store's per-source counts; an encrypted
+    index's is decrypted in memory with ``key``, default ``$MEDRAG_INDEX_KEY``)."""
+    from medrag.stores import layout, sealed
     from medrag.stores.chunks import ChunkStore
 
-    store = ChunkStore.load(Path(index) / manifest["files"]["chunks"])
+    if layout.is_encrypted(manifest):
+        index_key = layout.unlock(index, manifest, key if key is not None else sealed.passphrase())
+        store = ChunkStore.from_bytes(layout.read_part(index, manifest, "chunks", index_key), f"the chunks of {index}")
+    else:
+        store = ChunkStore.load(Path(index) / manifest["files"]["chunks"])
     return "clinical_note" in store.summary()
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     check_serving(args.host, args.keys, args.ssl_certfile, args.ssl_keyfile)
-    from medrag.stores import layout
+    from medrag.stores import layout, sealed
 
     manifest = layout.read_manifest(args.index)  # a missing or broken index: one line now, not a server that never gets ready
-    if args.keys is None and holds_notes(args.index, manifest):
+    passphrase = sealed.passphrase(args.key_file)
+    if layout.is_encrypted(manifest):  # a missing or wrong key too
+        layout.unlock(args.index, manifest, passphrase)
+    if args.keys is None and holds_notes(args.index, manifest, passphrase):
         raise MedRAGError(f"refusing to serve {args.index} without --keys: it holds clinical notes; create a key with "
                           f"'medrag keys add NAME --keys FILE' and pass --keys FILE")
     try:
@@ -72,7 +81,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                           generators=tuple(args.generator or ("extractive",)), rate_limit=args.rate_limit,
                           threads=args.threads, workers=args.workers, batch_window_ms=args.batch_window_ms,
                           batch_concurrency=args.batch_concurrency,
-                          reload_interval=args.reload_interval, tls=args.ssl_certfile is not None)
+                          reload_interval=args.reload_interval, tls=args.ssl_certfile is not None, key=passphrase)
     _server_logging()
     scheme = "https" if config.tls else "http"
     print(f"medrag: serving {args.index} on {scheme}://{args.host}:{args.port}/ "
@@ -139,6 +148,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                            "needs --keys)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--keys", type=Path, help="API keys file (medrag keys add); every request then needs a key")
+    serve.add_argument("--key-file", type=Path, help="an encrypted index's key (passphrase) file (default: "
+                                                     "$MEDRAG_INDEX_KEY)")
     serve.add_argument("--audit", type=Path, help="audit log, JSON lines (default: audit.jsonl beside --keys)")
     serve.add_argument("--no-audit", action="store_true", help="write no audit log")
     serve.add_argument("--generator", action="append", metavar="SPEC",

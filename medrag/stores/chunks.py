@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from medrag.documents import Chunk, Document
 from medrag.errors import MedRAGError
 
@@ -34,6 +36,10 @@ CREATE TABLE IF NOT EXISTS files (
     fingerprint TEXT NOT NULL,
     records_done INTEGER NOT NULL,
     complete INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sentence_vectors (
+    chunk_id INTEGER PRIMARY KEY,
+    vectors BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE INDEX IF NOT EXISTS documents_hash ON documents(content_hash);
@@ -83,6 +89,7 @@ class ChunkStore:
                 self.db.backup(memory)
                 self.db.close()
                 self.db, self.on_disk = memory, False
+                self.db.executescript(SCHEMA)  # tables an older index lacks (sentence_vectors)
 
     def save(self, path: Path) -> None:
         """Write a consistent snapshot to ``path`` (the caller makes the write atomic)."""
@@ -90,6 +97,27 @@ class ChunkStore:
         with self._lock, target:
             self.db.backup(target)
         target.close()
+
+    def to_bytes(self) -> bytes:
+        """The whole database as bytes (SQLite's serialization), for an encrypted index: no file is written."""
+        with self._lock:
+            return self.db.serialize()
+
+    @classmethod
+    def from_bytes(cls, data: bytes | bytearray | memoryview, what: str = "chunk store") -> ChunkStore:
+        """A store in memory from ``to_bytes``'s output; temporary tables and sorts stay in memory too."""
+        store = cls.__new__(cls)
+        store._lock = threading.RLock()
+        store.db = sqlite3.connect(":memory:", check_same_thread=False)
+        try:
+            store.db.deserialize(data)
+            store.db.execute("PRAGMA temp_store = MEMORY")
+            store.db.execute("SELECT count(*) FROM chunks").fetchone()
+            store.db.executescript(SCHEMA)  # tables an older index lacks
+        except sqlite3.Error as exc:
+            raise MedRAGError(f"cannot read {what}: {exc}") from exc
+        store.on_disk = False
+        return store
 
     @property
     def total_changes(self) -> int:
@@ -115,6 +143,7 @@ class ChunkStore:
         with self._lock, self.db:
             ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
             self.db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+            self.db.executemany("DELETE FROM sentence_vectors WHERE chunk_id = ?", [(i,) for i in ids])
             self.db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
         return ids
 
@@ -130,6 +159,28 @@ class ChunkStore:
             for rid, doc_id, idx, title, text, meta in rows:
                 found[rid] = Chunk(doc_id=doc_id, index=idx, text=text, title=title,
                                    metadata=json.loads(meta), id=rid)
+        return found
+
+    def add_sentence_vectors(self, vectors: dict[int, np.ndarray]) -> None:
+        """Store each chunk's sentence vectors (rows in ``passage_sentences`` order), as float16."""
+        rows = [(int(i), np.ascontiguousarray(v, dtype=np.float16).tobytes()) for i, v in vectors.items()]
+        with self._lock, self.db:
+            self.db.executemany("INSERT OR REPLACE INTO sentence_vectors VALUES (?, ?)", rows)
+
+    def sentence_vectors(self, ids: Sequence[int], dim: int) -> dict[int, np.ndarray]:
+        """The stored sentence vectors (float32, ``(sentences, dim)``) of these chunks; absent when not stored
+        (an index built before they were, or a chunk with none)."""
+        wanted = [int(i) for i in ids if i >= 0]
+        found: dict[int, np.ndarray] = {}
+        for start in range(0, len(wanted), 900):  # SQLite's bound-parameter limit
+            part = wanted[start:start + 900]
+            try:
+                rows = self._rows(f"SELECT chunk_id, vectors FROM sentence_vectors "
+                                  f"WHERE chunk_id IN ({','.join('?' * len(part))})", part)
+            except sqlite3.OperationalError:  # a store saved before the table existed
+                return {}
+            found.update((rid, np.frombuffer(blob, dtype=np.float16).reshape(-1, dim).astype(np.float32))
+                         for rid, blob in rows if len(blob) % (2 * dim) == 0)
         return found
 
     def duplicate_of(self, content_hash: str) -> str | None:

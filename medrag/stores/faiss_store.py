@@ -212,6 +212,11 @@ class FaissStore:
         self._purge()
         faiss.write_index(self._live, str(path))
 
+    def to_bytes(self) -> np.ndarray:
+        """The index serialized in memory (what ``save`` writes), for an encrypted index."""
+        self._purge()
+        return faiss.serialize_index(self._live)
+
     @classmethod
     def load(cls, path: Path, factory: str | None = None, *, threads: int = 0, ef_search: int = 64,
              nprobe: int = 16, k_factor: int = 4) -> FaissStore:
@@ -221,6 +226,32 @@ class FaissStore:
             index = faiss.read_index(str(path))
         except RuntimeError as exc:
             raise MedRAGError(f"cannot read FAISS index {path}: {str(exc).splitlines()[0]}") from exc
+        return cls._wrap_loaded(index, factory, threads=threads, ef_search=ef_search, nprobe=nprobe,
+                                k_factor=k_factor)
+
+    @classmethod
+    def from_bytes(cls, data: bytes | bytearray | memoryview, factory: str | None = None, *, threads: int = 0,
+                   ef_search: int = 64, nprobe: int = 16, k_factor: int = 4,
+                   what: str = "FAISS index") -> FaissStore:
+        """``load`` from ``to_bytes``'s output, in memory."""
+        try:
+            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        except RuntimeError as exc:
+            raise MedRAGError(f"cannot read {what}: {str(exc).splitlines()[0]}") from exc
+        return cls._wrap_loaded(index, factory, threads=threads, ef_search=ef_search, nprobe=nprobe,
+                                k_factor=k_factor)
+
+    @classmethod
+    def open_bytes(cls, data: bytes | bytearray | memoryview, options: FaissOptions, threads: int = 0,
+                   what: str = "FAISS index") -> FaissStore:
+        """``open`` from ``to_bytes``'s output (an encrypted index's decrypted vectors)."""
+        return cls.from_bytes(data, options.index_type, threads=threads, ef_search=options.ef_search,
+                              nprobe=options.nprobe, k_factor=options.k_factor, what=what)
+
+    @classmethod
+    def _wrap_loaded(cls, index: faiss.Index, factory: str | None, *, threads: int, ef_search: int, nprobe: int,
+                     k_factor: int) -> FaissStore:
+        """A store around an index just read (``factory``: the type it was built as)."""
         base = inner(index)
         store = cls(index.d, factory or "Flat", threads=threads, ef_search=ef_search, nprobe=nprobe,
                     k_factor=k_factor)
