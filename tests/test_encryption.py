@@ -31,6 +31,7 @@ from medrag.stores.faiss_store import flat_vectors, inner
 from medrag.stores.sealed import IndexKey, IndexKeyError, SealError
 
 from .conftest import MEDQUAD
+from .test_ingest import _state
 
 NOTES = Path(__file__).parent / "data" / "notes"
 NOTE_FILES = [NOTES / "ed_note.txt", NOTES / "clinic_letter.txt", NOTES / "radiology.csv", NOTES / "discharge.csv"]
@@ -290,14 +291,6 @@ def test_deid_key_is_derived_from_the_index_key() -> None:
 
 
 # -- an interrupted encrypted ingest resumes -----------------------------------------------------------------
-def _state(rag: MedRAG) -> dict[str, list[str]]:
-    chunks = rag.chunks.get(rag.chunks.ids())
-    state: dict[str, list[str]] = {}
-    for c in sorted(chunks.values(), key=lambda c: (c.doc_id, c.index)):
-        state.setdefault(c.doc_id, []).append(c.text)
-    return state
-
-
 def _generation(index: Path) -> int:
     try:
         return int(json.loads((index / "manifest.json").read_text())["generation"])
@@ -342,6 +335,7 @@ def served(built: dict[str, Any], tmp_path: Path) -> Iterator[dict[str, Any]]:
     httpx = pytest.importorskip("httpx")
     from medrag.server.keys import KeyStore
     from medrag.server.testing import free_port
+    from tests.test_server import wait_ready
 
     keys = tmp_path / "keys.json"
     token = KeyStore(keys).add("ward")
@@ -356,15 +350,7 @@ def served(built: dict[str, Any], tmp_path: Path) -> Iterator[dict[str, Any]]:
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60,
                           headers={"Authorization": f"Bearer {token}"})
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if client.get("/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, err.read_text()
-            time.sleep(0.3)
+        wait_ready(client, 180, process, err)
         yield {"client": client, "keys": keys}
     finally:
         client.close()

@@ -68,13 +68,23 @@ def load_served(directory: Path, embedder: Any) -> MedRAG:
     return rag
 
 
-def wait_ready(client: httpx.Client, timeout: float = 120) -> dict[str, Any]:
+def wait_ready(client: httpx.Client, timeout: float = 120, process: subprocess.Popen[bytes] | None = None,
+               err: Path | None = None) -> dict[str, Any]:
+    """``/ready``'s body once the server says so; a server ``process`` still starting may refuse connections,
+    and its exit fails at once (with its stderr, from ``err``)."""
     deadline = time.monotonic() + timeout
     while True:
-        response = client.get("/ready")
-        if response.status_code == 200:
+        try:
+            response = client.get("/ready")
+        except httpx.TransportError:
+            if process is None:
+                raise
+            response = None
+        if response is not None and response.status_code == 200:
             return response.json()
-        if time.monotonic() > deadline:
+        if process is not None:
+            assert process.poll() is None and time.monotonic() < deadline, err.read_text() if err else ""
+        elif time.monotonic() > deadline:
             raise AssertionError(f"server not ready: {response.status_code} {response.text}")
         time.sleep(0.2)
 
@@ -402,15 +412,7 @@ def test_no_question_or_context_in_any_file_or_output(served_index: Path, tmp_pa
     try:
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60,
                               headers={"Authorization": f"Bearer {key}"})
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if client.get("/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, err.read_text()
-            time.sleep(0.3)
+        wait_ready(client, 120, process, err)
         chat = {"model": "medrag", "messages": [{"role": "user", "content": question}], "medrag_context": context}
         sent = [
             client.post("/v1/ask", json={"question": question, "context": context}),

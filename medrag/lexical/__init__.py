@@ -59,6 +59,21 @@ def read_meta(path: Path, name: str, what: str, version: int) -> dict[str, Any]:
     return meta
 
 
+#: the error of an ``add`` whose ids are negative, repeated, or already stored
+NOT_NEW = "{what} ids must be new and >= 0: delete a chunk before adding it again"
+
+
+def new_ids(ids: np.ndarray, texts: Sequence[str], what: str) -> np.ndarray:
+    """``ids`` as a flat int64 array, checked for an ``add`` of ``texts``: one per text, >= 0, distinct (whether
+    the store already holds them is the store's to check, with ``NOT_NEW``)."""
+    ids = np.asarray(ids, dtype=np.int64).ravel()
+    if len(ids) != len(texts):
+        raise MedRAGError(f"{len(ids)} ids for {len(texts)} texts")
+    if (ids < 0).any() or len(np.unique(ids)) != len(ids):
+        raise MedRAGError(NOT_NEW.format(what=what))
+    return ids
+
+
 def lucene_idf(n: int, df: int) -> float:
     """Lucene's BM25 IDF of a term found in ``df`` of ``n`` texts: ``log(1 + (n - df + 0.5) / (df + 0.5))``."""
     return math.log(1 + (n - df + 0.5) / (df + 0.5))

@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from medrag.errors import MedRAGError
-from medrag.lexical import lucene_idf, read_meta
+from medrag.lexical import NOT_NEW, lucene_idf, new_ids, read_meta
 from medrag.lexical.analysis import QUESTION_WORDS, question_stems, tokenize  # noqa: F401 (QUESTION_WORDS: re-exported)
 from medrag.lexical.analysis import stemmer as make_stemmer
 
@@ -119,13 +119,11 @@ class BM25Store:
 
     def add(self, ids: np.ndarray, texts: Sequence[str]) -> None:
         """Index ``texts`` under ``ids`` (not yet in the store); the index is rebuilt at the next search."""
-        ids = np.asarray(ids, dtype=np.int64).ravel()
-        if len(ids) != len(texts):
-            raise MedRAGError(f"{len(ids)} ids for {len(texts)} texts")
+        ids = new_ids(ids, texts, "BM25")
         if len(ids) == 0:
             return
-        if (ids < 0).any() or len(np.unique(ids)) != len(ids) or np.isin(ids, self._ids).any():
-            raise MedRAGError("BM25 ids must be new and >= 0: delete a chunk before adding it again")
+        if np.isin(ids, self._ids).any():
+            raise MedRAGError(NOT_NEW.format(what="BM25"))
         docs, local = self._tokenize(texts)
         for stem in sorted(set(local) - self._vocab.keys()):  # sorted: the same ids on every run
             self._vocab[stem] = len(self._stems)

@@ -35,7 +35,7 @@ import tantivy
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from medrag.errors import MedRAGError
-from medrag.lexical import lucene_idf, read_meta
+from medrag.lexical import NOT_NEW, lucene_idf, new_ids, read_meta
 from medrag.lexical.analysis import question_stems, tokenize
 from medrag.lexical.analysis import stemmer as make_stemmer
 
@@ -227,17 +227,13 @@ class TantivyStore:
 
     def add(self, ids: np.ndarray, texts: Sequence[str]) -> None:
         """Index ``texts`` under ``ids`` (not yet in the store); searchable from the next search on."""
-        ids = np.asarray(ids, dtype=np.int64).ravel()
-        if len(ids) != len(texts):
-            raise MedRAGError(f"{len(ids)} ids for {len(texts)} texts")
+        ids = new_ids(ids, texts, "lexical")
         if len(ids) == 0:
             return
-        if (ids < 0).any() or len(np.unique(ids)) != len(ids):
-            raise MedRAGError("lexical ids must be new and >= 0: delete a chunk before adding it again")
         stems = tokenize(texts, self.stopwords, self._stem)
         with self._lock:
             if self._present(ids):
-                raise MedRAGError("lexical ids must be new and >= 0: delete a chunk before adding it again")
+                raise MedRAGError(NOT_NEW.format(what="lexical"))
             writer = self._writable()
             for chunk_id, words in zip(ids.tolist(), stems):
                 doc = tantivy.Document()
