@@ -1,5 +1,15 @@
-"""Scale: ingest throughput of the local engine against Ray, the compressed index at millions of vectors, and
-BM25's memory at a million chunks — each against a baseline measured in the same run.
+"""Scale: checkpoint cost against index size, update files, ingest throughput of the local engine against Ray,
+the compressed index at millions of vectors, and BM25's memory at a million chunks — each against a baseline
+measured in the same run.
+
+0. Checkpoints (``--checkpoint-chunks N``): real PubMed abstracts (``bench_lexical.abstracts``) repeated as
+   PubMed XML citations with distinct PMIDs (each copy's text ends in its copy number, so none is a
+   duplicate) ingested into one index to N+ chunks, a checkpoint every 2,048 chunks, lexical backend
+   ``--lexical``. Each text is an abstract's first 120 words, one chunk. Vectors come from the real embedding model, each distinct chunk text embedded once (the
+   ingest's ``embed`` hook, as the Ray engine uses it): the bench times the index writes, not the model. Each
+   checkpoint's save is timed; at the first and the last one a whole rewrite of the index (what the previous
+   format did at every checkpoint) is timed too. Then an update file of 1,000 revisions + 1,000 deletions is
+   applied to a 10x smaller index built the same way and to the large one.
 
 1. Ingest: the same passages (the first ``--passages`` lines of the BioASQ snippet corpus) into a fresh index
    with the local engine, then with ``--engine ray`` at 1 worker (2 threads) and 2 workers (1 thread each);
@@ -12,15 +22,20 @@ BM25's memory at a million chunks — each against a baseline measured in the sa
 4. Metadata: ``--index``'s SQLite chunk store opened on disk (how ``MedRAG.load`` opens it) against copied
    into memory: resident memory and the time to fetch a question's 10 chunks.
 
-The last line is the Ray (2 workers) / local ingest throughput ratio.
+The last line is the last/first checkpoint cost ratio when section 0 ran (target <= 1.5), else the Ray
+(2 workers) / local ingest throughput ratio.
 
-    .venv/bin/python eval/bench_scale.py [--passages 20000] [--sizes 1000000 5000000] [--bm25-chunks 1000000]
+    .venv/bin/python eval/bench_scale.py [--checkpoint-chunks 200000] [--passages 20000] [--sizes 1000000 5000000]
+                                         [--bm25-chunks 1000000]
 """
 from __future__ import annotations
 
 import argparse
+import html
 import json
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,8 +44,8 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-
 from bench_search import CACHE, noisy_copies, recall_at_10, rss, time_each
+
 from medrag import MedRAG, Settings
 from medrag.distributed import ingest_ray
 from medrag.lexical import BM25Store
@@ -57,6 +72,159 @@ def anon() -> int:
 
 def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+class CachedEmbedding:
+    """Chunk text -> vector from the real model, each distinct text (copy number stripped) embedded once."""
+
+    def __init__(self, rag: MedRAG) -> None:
+        self.embedder, self.cache, self.embedded, self.seconds = rag.embedder, {}, 0, 0.0
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        keys = [re.sub(r" \[\d+\]$", "", t) for t in texts]
+        missing = sorted({k for k in keys if k not in self.cache})
+        if missing:
+            start = time.perf_counter()
+            self.cache.update(zip(missing, self.embedder.embed_documents(missing)))
+            self.embedded += len(missing)
+            self.seconds += time.perf_counter() - start
+        if not keys:
+            return np.zeros((0, self.embedder.dim), np.float32)
+        return np.vstack([self.cache[k] for k in keys]).astype(np.float32)
+
+
+def citation(pmid: int, title: str, text: str) -> str:
+    return (f"<PubmedArticle><MedlineCitation><PMID>{pmid}</PMID><Article><ArticleTitle>{html.escape(title)}"
+            f"</ArticleTitle><Abstract><AbstractText>{html.escape(text)}</AbstractText></Abstract></Article>"
+            f"</MedlineCitation></PubmedArticle>")
+
+
+FIRST_PMID = 30_000_001  # PMIDs of eight digits, increasing, as in a PubMed baseline file
+
+
+def write_corpus(work: Path, texts: list[str], documents: int, per_file: int = 10_000) -> list[Path]:
+    """``documents`` citations with increasing eight-digit PMIDs, citation n holding texts[n % T] + its copy
+    number."""
+    files = []
+    for start in range(0, documents, per_file):
+        path = work / f"corpus.{start // per_file:04d}.xml"
+        with path.open("w", encoding="utf-8") as out:
+            out.write("<PubmedArticleSet>")
+            for n in range(start, min(documents, start + per_file)):
+                base = texts[n % len(texts)]
+                out.write(citation(FIRST_PMID + n, " ".join(base.split()[:10]), f"{base} [{n // len(texts)}]"))
+            out.write("</PubmedArticleSet>")
+        files.append(path)
+    return files
+
+
+def write_update(path: Path, texts: list[str], documents: int, revisions: int = 1000, deletions: int = 1000) -> Path:
+    """An update file: ``revisions`` citations revised (new text), ``deletions`` deleted, spread over the index."""
+    rng = np.random.default_rng(1)
+    picked = rng.choice(documents, revisions + deletions, replace=False)
+    with path.open("w", encoding="utf-8") as out:
+        out.write("<PubmedArticleSet>")
+        for n in picked[:revisions]:
+            base = texts[n % len(texts)]
+            out.write(citation(FIRST_PMID + int(n), " ".join(base.split()[:10]), f"Revised. {base} [{n // len(texts)}]"))
+        out.write("<DeleteCitation>" + "".join(f"<PMID>{FIRST_PMID + int(n)}</PMID>" for n in picked[revisions:])
+                  + "</DeleteCitation>")
+        out.write("</PubmedArticleSet>")
+    return path
+
+
+def whole_rewrite(rag: MedRAG, target: Path) -> float:
+    """Seconds to write the whole index once, as the previous format did at every checkpoint."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    start = time.perf_counter()
+    rag.vectors.whole().save(target / "vectors.faiss")
+    rag.chunks.save(target / "chunks.sqlite")
+    if rag.lexical is not None:
+        rag.lexical.save(target / "lexical")
+    seconds = time.perf_counter() - start
+    shutil.rmtree(target, ignore_errors=True)
+    return seconds
+
+
+def build_timed(work: Path, name: str, files: list[Path], lexical: str, embed: CachedEmbedding | None,
+                rewrite: bool) -> dict[str, object]:
+    """Ingest ``files`` into a new index with a checkpoint every 2,048 chunks, timing each checkpoint."""
+    index = work / name
+    rag = MedRAG(Settings(threads=2).replace(**{"lexical.backend": lexical}))
+    embed = embed or CachedEmbedding(rag)
+    saves: list[dict[str, float]] = []
+    save = rag.save
+
+    def timed(directory: str | Path) -> None:
+        start = time.perf_counter()
+        save(directory)
+        saves.append({"chunks": rag.vectors.count(), "seconds": time.perf_counter() - start,
+                      "segments": len(rag.vectors.sealed), **{f"{k}_s": v for k, v in rag.last_save.items()}})
+        if rewrite and len(saves) == 1:
+            saves[-1]["whole_rewrite_s"] = whole_rewrite(rag, work / "rewrite")
+
+    rag.save = timed  # type: ignore[method-assign]
+    start = time.perf_counter()
+    from medrag.ingest import ingest
+
+    report = ingest(rag, files, save_to=index, progress=False, embed=embed)
+    seconds = time.perf_counter() - start
+    if rewrite:
+        saves[-1]["whole_rewrite_s"] = whole_rewrite(rag, work / "rewrite")
+    return {"index": index, "embed": embed, "chunks": report.chunks, "seconds": round(seconds, 1), "saves": saves}
+
+
+def apply_update(index: Path, update: Path, embed: CachedEmbedding) -> dict[str, object]:
+    rag = MedRAG.load(index, threads=2)
+    rag.embedder = embed.embedder
+    from medrag.ingest import ingest
+
+    start, model = time.perf_counter(), embed.seconds
+    report = ingest(rag, [update], save_to=index, progress=False, embed=embed)
+    seconds = time.perf_counter() - start
+    return {"embedding_s": round(embed.seconds - model, 2), "index_work_s": round(seconds - embed.seconds + model, 2),
+            "replaced": report.replaced, "deleted": report.deleted,
+            "seconds": round(seconds, 2), "chunks_after": rag.vectors.count()}
+
+
+def bench_checkpoints(total_chunks: int, lexical: str, work: Path) -> dict[str, object]:
+    from bench_lexical import abstracts
+
+    texts = [" ".join(t.split()[:120]) for t in abstracts()]  # one chunk each (the bench is of writes, not chunking)
+    documents = total_chunks
+    (work / "small-src").mkdir()
+    small = build_timed(work, "small", write_corpus(work / "small-src", texts, documents // 10), lexical, None,
+                        rewrite=False)
+    embed = small["embed"]
+    small_update = apply_update(small["index"], write_update(work / "update-small.xml", texts, documents // 10), embed)
+    (work / "large-src").mkdir()
+    large = build_timed(work, "large", write_corpus(work / "large-src", texts, documents), lexical, embed, rewrite=True)
+    large_update = apply_update(large["index"], write_update(work / "update-large.xml", texts, documents), embed)
+    saves = large["saves"]
+    first = statistics.median(s["seconds"] for s in saves[:5])
+    last = statistics.median(s["seconds"] for s in saves[-6:-1])  # the final save (end of ingest) apart
+    result = {
+        "lexical": lexical, "chunks": large["chunks"], "checkpoints": len(saves), "ingest_s": large["seconds"],
+        "distinct_texts_embedded": embed.embedded,
+        "first_save_s": round(saves[0]["seconds"], 3), "last_save_s": round(saves[-1]["seconds"], 3),
+        "median_first5_s": round(first, 3), "median_last5_s": round(last, 3),
+        "last_over_first": round(last / first, 2),
+        "whole_rewrite_first_s": round(saves[0].get("whole_rewrite_s", 0.0), 3),
+        "whole_rewrite_last_s": round(saves[-1].get("whole_rewrite_s", 0.0), 3),
+        "segments_at_end": saves[-1]["segments"],
+        "saves": [{k: round(v, 4) if isinstance(v, float) else v for k, v in s.items()} for s in saves],
+        "update_small": {**small_update, "index_chunks": small["chunks"]},
+        "update_large": {**large_update, "index_chunks": large["chunks"]},
+    }
+    print(f"checkpoints ({lexical}): {len(saves)} saves to {large['chunks']} chunks; median first 5 {first * 1000:.0f} ms, "
+          f"median last 5 {last * 1000:.0f} ms; a whole rewrite: {result['whole_rewrite_first_s']:.2f} s first, "
+          f"{result['whole_rewrite_last_s']:.2f} s last", flush=True)
+    for name, done, built in (("small", small_update, small), ("large", large_update, large)):
+        print(f"update of 1,000 revisions + 1,000 deletions on {built['chunks']} chunks: {done['seconds']:.1f} s "
+              f"({done['embedding_s']:.1f} s embedding the revised texts, {done['index_work_s']:.1f} s the rest)",
+              flush=True)
+    return result
 
 
 def bench_ingest(passages: int, work: Path) -> list[dict[str, object]]:
@@ -169,7 +337,9 @@ def bench_metadata(index: Path) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--passages", type=int, default=20_000)
+    parser.add_argument("--checkpoint-chunks", type=int, default=200_000, help="section 0's index size (0: skip)")
+    parser.add_argument("--lexical", default="tantivy", help="section 0's lexical backend")
+    parser.add_argument("--passages", type=int, default=20_000, help="section 1's passages (0: skip)")
     parser.add_argument("--sizes", type=int, nargs="*", default=[1_000_000, 5_000_000])
     parser.add_argument("--bm25-chunks", type=int, default=1_000_000)
     parser.add_argument("--index", type=Path, default=ROOT / "indexes" / "shared-all", help="real chunks for BM25")
@@ -185,17 +355,25 @@ def main() -> None:
     result: dict[str, object] = {}
     with tempfile.TemporaryDirectory(dir=ROOT / "indexes") as tmp:
         work = Path(tmp)
+        if args.checkpoint_chunks:
+            result["checkpoints"] = bench_checkpoints(args.checkpoint_chunks, args.lexical, work)
         if args.sizes:
             corpus = np.load(CACHE / "corpus.npy", allow_pickle=False)  # bench_search.py caches them
             queries = np.load(CACHE / "queries.npy", allow_pickle=False)  # all BioASQ dev questions
             result["vectors"] = [bench_vectors(total, corpus, queries, args.queries, work) for total in args.sizes]
-        result["metadata"] = bench_metadata(args.index)
+        if args.index.exists():
+            result["metadata"] = bench_metadata(args.index)
         if args.bm25_chunks:
             result["bm25"] = bench_bm25(args.index, args.bm25_chunks, work)
-        result["ingest"] = bench_ingest(args.passages, work)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    local, ray2 = result["ingest"][0], result["ingest"][2]
-    print(f"ray (2 workers) / local ingest throughput: {ray2['chunks_per_s'] / local['chunks_per_s']:.2f}")
+        if args.passages:
+            result["ingest"] = bench_ingest(args.passages, work)
+    saved = json.loads(args.out.read_text()) if args.out.exists() else {}
+    args.out.write_text(json.dumps({**saved, **result}, indent=2, default=str) + "\n")  # sections not run are kept
+    if "ingest" in result:
+        local, ray2 = result["ingest"][0], result["ingest"][2]
+        print(f"ray (2 workers) / local ingest throughput: {ray2['chunks_per_s'] / local['chunks_per_s']:.2f}")
+    if "checkpoints" in result:
+        print(f"checkpoint cost last/first: {result['checkpoints']['last_over_first']:.2f}")
 
 
 if __name__ == "__main__":

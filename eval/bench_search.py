@@ -25,8 +25,7 @@ import numpy as np
 
 from medrag import MedRAG
 from medrag.evaluation.datasets import load as load_questions
-from medrag.stores.faiss_store import FaissStore, flat_vectors
-from medrag.stores.faiss_store import inner as stored_inner
+from medrag.stores.faiss_store import FaissStore
 
 ROOT = Path(__file__).resolve().parents[1]
 BIOASQ = ROOT.parent / "shared" / "data" / "eval" / "bioasq"
@@ -58,10 +57,9 @@ def real_vectors(index: Path, questions: list[str], rag: MedRAG) -> tuple[np.nda
               "embedder": rag.settings.embedding.model}
     if meta_path.exists() and json.loads(meta_path.read_text()) == source:
         return np.load(corpus_path, allow_pickle=False), np.load(query_path, allow_pickle=False)
-    inner = stored_inner(rag.vectors.index)
-    if not isinstance(inner, faiss.IndexFlat):
+    if rag.vectors.factory != "Flat":
         raise SystemExit(f"{index} is not a Flat index: its exact vectors cannot be read back")
-    corpus = flat_vectors(inner)
+    corpus = rag.vectors.vectors_of(np.asarray(rag.chunks.ids(), dtype=np.int64))
     queries = rag.embedder.embed_queries(questions)
     np.save(corpus_path, corpus)
     np.save(query_path, queries)

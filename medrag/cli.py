@@ -142,10 +142,22 @@ def _cmd_info(args: argparse.Namespace) -> int:
           f"embedder:  {info['embedder']}\nembedding: {info['embedding']['path']} (runs here as "
           f"{info['embedding']['runs_as']}, {info['embedding']['texts_per_second']:.0f} texts/s on this CPU, class "
           f"{info['embedding']['cpu_class']})\nindex type: {info['index_type']}"
-          + ("" if info["index_trained"] else " (too few vectors to train yet: searched exactly)") + "\nsources:")
+          + ("" if info["index_trained"] else " (too few vectors to train yet: searched exactly)")
+          + f"\nsegments:  {info['segments']} ({info['deleted_vectors']} deleted vectors awaiting 'medrag compact')"
+          + "\nsources:")
     for kind, counts in sorted(info["sources"].items()):
         print(f"  {kind}: {counts['documents']} documents, {counts['chunks']} chunks")
     print("settings:", json.dumps(info["settings"], sort_keys=True))
+    return 0
+
+
+def _cmd_compact(args: argparse.Namespace) -> int:
+    from medrag import MedRAG
+
+    rag = MedRAG.load(args.index, threads=args.threads, key=_passphrase(args))
+    done = rag.compact(args.index)
+    print(f"compacted {args.index}: {done['segments_before']} vector segments -> {done['segments_after']}, "
+          f"{done['chunks']} chunks")
     return 0
 
 
@@ -249,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_args(info, build=False)
     info.add_argument("--json", action="store_true", help="print as JSON")
     info.set_defaults(run=_cmd_info)
+
+    compact = sub.add_parser("compact", help="merge an index's vector segments into one, without deleted vectors "
+                                             "(atomic; also converts an index of the previous format)")
+    _settings_args(compact, build=False)
+    compact.set_defaults(run=_cmd_compact)
 
     embedder = _train_parser(sub, "embedder", "fine-tune the embedder on question-passage pairs (in-batch negatives)",
                              batch_size=64, learning_rate=5e-5)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -85,6 +86,8 @@ class Target(Protocol):
 
     def save(self, directory: str | Path) -> None: ...
 
+    def begin_write(self, directory: str | Path | None) -> None: ...
+
     def delete_document(self, doc_id: str) -> int: ...
 
 
@@ -142,6 +145,41 @@ def file_key(src: sources.Source) -> tuple[str, str]:
     return str(src.path.resolve()), f"{stat.st_size}:{stat.st_mtime_ns}:{src.format}:{src.source_type}{options}"
 
 
+class Merger:
+    """Merges vector segments in a background thread while an ingest goes on (``ingest.merge_segments``
+    adjacent ones of like size); the next checkpoint writes the result."""
+
+    def __init__(self, vectors: Any, factor: int) -> None:
+        self.vectors, self.factor = vectors, factor
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        """Start a merge if segments have piled up and none is running or waiting to be written."""
+        if self.factor < 2 or not hasattr(self.vectors, "plan_merge") or self.vectors.merging:
+            return
+        if self._thread is not None and self._thread.is_alive():
+            return
+        run = self.vectors.plan_merge(self.factor)
+        if run:
+            self._thread = threading.Thread(target=self._merge, args=(run,), name="medrag-merge", daemon=True)
+            self._thread.start()
+
+    def _merge(self, run: list[Any]) -> None:
+        try:
+            self.vectors.offer(self.vectors.merge(run))
+        except Exception as exc:  # noqa: BLE001 - reported, never fatal: the segments stay as they are
+            self._error = exc
+
+    def finish(self) -> bool:
+        """Wait for a running merge; whether one waits to be written."""
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            log.warning("a background merge of vector segments failed: %s", self._error)
+        return bool(getattr(self.vectors, "merging", False))
+
+
 def ingest(target: Target, paths: Iterable[str | Path] = (), *, save_to: str | Path | None = None,
            skip_bad: bool = False, progress: bool = True, pubmed: sources.PubMedQuery | None = None,
            embed: Embed | None = None, checked: Sequence[tuple[sources.Source, int]] | None = None) -> IngestReport:
@@ -155,10 +193,11 @@ def ingest(target: Target, paths: Iterable[str | Path] = (), *, save_to: str | P
     start = time.perf_counter()
     report = IngestReport()
     chunks = target.chunks
-    chunks.to_memory()  # an index opened on disk is changed in memory, then saved atomically
-    changes_before = chunks.total_changes
     if checked is None:
         checked = check_sources(sources.expand(paths, pubmed, progress), report, skip_bad, progress, target.settings)
+    target.begin_write(save_to)  # in place when saving back where it was loaded from, else in memory
+    changes_before = chunks.total_changes
+    merger = Merger(target.vectors, target.settings.ingest.merge_segments)
     report.files = len(checked)
     if embed is None:
         target.embedder.model  # noqa: B018 - load the model before the progress bar starts
@@ -235,11 +274,13 @@ def ingest(target: Target, paths: Iterable[str | Path] = (), *, save_to: str | P
                 flush()
                 chunks.set_file_progress(key, fingerprint, position, complete=False)
                 target.save(save_to)
+                merger.start()
                 since_save = 0
         finished.append((key, fingerprint, n_records))
     flush()
     bar.close()
-    if save_to is not None and (chunks.total_changes != changes_before
+    merged = merger.finish()
+    if save_to is not None and (merged or chunks.total_changes != changes_before
                                 or not (Path(save_to) / layout.MANIFEST).exists()):
         target.save(save_to)
     report.seconds = time.perf_counter() - start

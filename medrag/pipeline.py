@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -27,9 +28,10 @@ from medrag.retrieval import Hit, Retriever
 from medrag.sentences import SentenceVectors
 from medrag.settings import RETRIEVERS, Settings
 from medrag.sources import PubMedQuery
-from medrag.stores import STORES, VectorStore, layout, sealed
+from medrag.stores import STORES, layout, sealed
 from medrag.stores.chunks import ChunkStore
 from medrag.stores.sealed import IndexKey
+from medrag.stores.segments import Segment, Segments
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +48,13 @@ class MedRAG:
         every ``save`` then seals every file (``medrag.stores.sealed``)."""
         self.settings = settings or Settings()
         self.key = key if key is None or isinstance(key, IndexKey) else IndexKey.new(key)
+        if self.settings.lexical.backend == "auto":  # a new index: tantivy, or bm25s where files must be sealed
+            self.settings = self.settings.replace(**{"lexical.backend": "bm25s" if self.key is not None else "tantivy",
+                                                     "lexical.options": self.settings.lexical.options})
         self.chunks = ChunkStore()
         if self.key is not None:
             self.chunks.db.execute("PRAGMA temp_store = MEMORY")  # SQLite's sorts never spill plaintext to disk
-        self._vectors: VectorStore | None = None
+        self._vectors: Segments | None = None
         self.lexical = self._new_lexical()
         self._generators: dict[str, Generator] = {}
         self._lock = threading.Lock()  # builds the lazily made parts once, whichever thread asks first
@@ -74,13 +79,14 @@ class MedRAG:
         return Chunker.for_embedder(self.embedder, self.settings)
 
     @property
-    def vectors(self) -> VectorStore:
+    def vectors(self) -> Segments:
+        """The vector store: the backend's segments (``medrag.stores.segments``)."""
         if self._vectors is None:
             with self._lock:
                 if self._vectors is None:
                     backend = STORES.get(self.settings.index.backend)
-                    self._vectors = backend.load().create(self.embedder.dim, backend.options(self.settings.index.options),
-                                                          self.settings.threads)
+                    self._vectors = Segments(backend.load(), backend.options(self.settings.index.options),
+                                             self.embedder.dim, self.settings.threads)
         return self._vectors
 
     @cached_property
@@ -106,18 +112,86 @@ class MedRAG:
 
     # -- persistence -----------------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
-        """Write the index atomically: a crash leaves the previous save intact."""
+        """Write the index: a plaintext one incrementally (only what changed since its last save there; see
+        ``medrag.stores.layout``), an encrypted one sealed whole. A crash at any moment leaves the previous save
+        intact."""
+        directory = Path(directory)
         vectors = self.vectors
-        writers = {"vectors": layout.Part(vectors.suffix, vectors.save, getattr(vectors, "to_bytes", None)),
-                   "chunks": layout.Part("sqlite", self.chunks.save, self.chunks.to_bytes)}
+        info = {"embedder": self.settings.embedding.model, "dim": vectors.dim,
+                "index_type": self.settings.index.options.get("index_type", self.settings.index.backend),
+                "chunks": vectors.count(), "documents": self.chunks.count_documents()}
+        self.last_save: dict[str, float] = {}
+        if self.key is not None:
+            whole = vectors.whole()
+            writers = {"vectors": layout.Part(vectors.suffix, whole.save, getattr(whole, "to_bytes", None)),
+                       "chunks": layout.Part("sqlite", self.chunks.save, self.chunks.to_bytes)}
+            if self.lexical is not None:
+                writers["lexical"] = layout.Part(self.lexical.suffix, self.lexical.save,
+                                                 getattr(self.lexical, "to_bytes", None))
+            layout.commit(directory, writers, self.settings.to_dict(), info, key=self.key)
+        else:
+            self._checkpoint(directory, info)
+        log.info("saved %d chunks to %s", info["chunks"], directory)
+
+    def _checkpoint(self, directory: Path, info: dict[str, Any]) -> None:
+        """A plaintext save: new files, then the chunk store's commit, then the manifest file."""
+        directory.mkdir(parents=True, exist_ok=True)
+        old = layout.current(directory)
+        if old and layout.is_encrypted(old):
+            raise sealed.IndexKeyError(f"index {directory} is encrypted: open it with its key to add to it (it is "
+                                       f"never saved in plaintext)")
+        generation = int(old.get("generation", 0)) + 1
+
+        def write(name: str, writer: Callable[[Path], None]) -> None:
+            layout.write_file(directory, name, writer)
+
+        files: dict[str, str] = {}
+        clock = _Clock()
+        entry = self.vectors.checkpoint(directory, generation, write)
+        clock.lap("vectors")
         if self.lexical is not None:
-            writers["lexical"] = layout.Part(self.lexical.suffix, self.lexical.save,
-                                             getattr(self.lexical, "to_bytes", None))
-        layout.commit(directory, writers, self.settings.to_dict(),
-                      {"embedder": self.settings.embedding.model, "dim": vectors.dim,
-                       "index_type": self.settings.index.options.get("index_type", self.settings.index.backend),
-                       "chunks": vectors.count(), "documents": self.chunks.count_documents()}, key=self.key)
-        log.info("saved %d chunks to %s", vectors.count(), directory)
+            files["lexical"] = f"lexical.{generation}.{self.lexical.suffix}"
+            write(files["lexical"], self.lexical.save)
+            clock.lap("lexical")
+        here = self.chunks.in_place and self.chunks.path is not None and self.chunks.path.parent.resolve() == directory.resolve()
+        files["chunks"] = self.chunks.path.name if here and self.chunks.path else f"chunks.{generation}.sqlite"
+        manifest: dict[str, Any] = {"format": layout.FORMAT_VERSION, "generation": generation, "files": files,
+                                    "vectors": entry, "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **info}
+        self.settings.save(directory / layout.SETTINGS)
+        if here:
+            self.chunks.commit(generation, manifest)  # the commit point
+        else:
+            write(files["chunks"], lambda path: self.chunks.save(path, generation, manifest))
+            self.chunks.continue_in(directory / files["chunks"])
+        self.chunks.settle()  # durable on disk before the manifest names it
+        clock.lap("chunks")
+        layout.publish(directory, manifest)
+        layout.sweep(directory, manifest, keep=self.vectors.pending_files())
+        clock.lap("publish")
+        self.last_save = clock.laps
+        log.debug("checkpoint %d of %s: %s", generation, directory, clock.laps)
+
+    def begin_write(self, directory: str | Path | None) -> None:
+        """Get ready to change the index: its chunk store is written in place when it will be saved back into
+        the directory it was loaded from, else copied into memory first (the saved files never change)."""
+        path = self.chunks.path
+        if (self.key is None and directory is not None and path is not None
+                and path.parent.resolve() == Path(directory).resolve()):
+            self.chunks.write_in_place()
+        else:
+            self.chunks.to_memory()
+
+    def compact(self, directory: str | Path) -> dict[str, int]:
+        """Merge every vector segment into one, without the deleted vectors, and save into ``directory`` (an
+        index of the previous format is converted); returns the segment counts before and after."""
+        self.begin_write(directory)
+        vectors = self.vectors
+        before = len(vectors.sealed)
+        if len(vectors.sealed) > 1 or len(vectors.tombstones):
+            vectors.offer(vectors.merge(list(vectors.sealed)))  # installed by the save
+        self.save(directory)
+        return {"segments_before": before, "segments_after": len(self.vectors.sealed),
+                "chunks": self.vectors.count()}
 
     @classmethod
     def load(cls, directory: str | Path, settings: Settings | None = None, *,
@@ -130,7 +204,7 @@ class MedRAG:
         when saved again; a plaintext index ignores ``key``.
         """
         directory = Path(directory)
-        manifest = layout.read_manifest(directory)
+        manifest = layout.current(directory) or layout.read_manifest(directory)  # the latter: a clear error
         index_key = None
         if layout.is_encrypted(manifest):
             index_key = layout.unlock(directory, manifest, key if key is not None else sealed.passphrase())
@@ -143,6 +217,8 @@ class MedRAG:
         else:
             saved = Settings.load(directory / layout.SETTINGS)
         wanted = (settings or saved).replace(**changes)
+        if wanted.lexical.backend == "auto":  # the index's own
+            wanted = wanted.replace(**{"lexical.backend": saved.lexical.backend, "lexical.options": saved.lexical.options})
         mismatch = saved.index_mismatch(wanted)
         if mismatch:
             raise MedRAGError(f"index {directory} was built with other settings ({'; '.join(mismatch)}); "
@@ -150,11 +226,18 @@ class MedRAG:
         rag = cls(wanted, key=index_key)
         files = manifest["files"]
         store = STORES.get(saved.index.backend)
+        backend, options = store.load(), store.options(wanted.index.options)
         lexical = LEXICAL.get(saved.lexical.backend) if saved.lexical.enabled and "lexical" in files else None
         if index_key is None:
             rag.chunks = ChunkStore.load(directory / files["chunks"])
-            rag._vectors = store.load().open(directory / files["vectors"], store.options(wanted.index.options),
-                                             wanted.threads)
+            if manifest["format"] == layout.FORMAT_VERSION:
+                rag._vectors = Segments.open(directory, manifest.get("vectors", {}), backend, options,
+                                             int(manifest.get("dim") or 0), wanted.threads)
+            else:  # the previous format: one vectors file, the one segment until the next save
+                one = backend.open(directory / files["vectors"], options, wanted.threads, mmap=True)
+                low, high = rag.chunks.id_range()
+                rag._vectors = Segments(backend, options, one.dim, wanted.threads,
+                                        segments=[Segment(files["vectors"], directory, one, low, high, one.count())])
             if lexical is not None:
                 rag.lexical = lexical.load().open(directory / files["lexical"], lexical.options(saved.lexical.options))
         else:  # decrypted in memory: nothing of it is written anywhere
@@ -167,7 +250,8 @@ class MedRAG:
 
             rag.chunks = ChunkStore.from_bytes(layout.read_part(directory, manifest, "chunks", index_key),
                                                f"the chunks of {directory}")
-            rag._vectors = opened("vectors", store.load(), store.options(wanted.index.options), wanted.threads)
+            whole = opened("vectors", backend, options, wanted.threads)
+            rag._vectors = Segments(backend, options, whole.dim, wanted.threads, fresh=whole)
             if lexical is not None:
                 rag.lexical = opened("lexical", lexical.load(), lexical.options(saved.lexical.options))
         if saved.lexical.enabled and lexical is None:  # saved before it had one: rebuilt from the chunk texts
@@ -314,7 +398,22 @@ class MedRAG:
                 "sources": self.chunks.summary(), "embedder": self.settings.embedding.model,
                 "index_type": self.settings.index.options.get("index_type", self.settings.index.backend),
                 "index_trained": not getattr(self.vectors, "staged", False),
+                "segments": len(self.vectors.sealed) + (1 if self.vectors.fresh.count() else 0),
+                "deleted_vectors": len(self.vectors.tombstones),
                 "settings": self.settings.to_dict()}
+
+
+class _Clock:
+    """Seconds between laps, by name (what a checkpoint spent where)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._last, 4)
+        self._last = now
 
 
 def _citation(n: int, hit: Hit) -> Citation:

@@ -96,12 +96,15 @@ class LexicalSettings(Group):
     """The lexical index kept beside the vectors (hybrid and BM25 retrieval, abstention's coverage)."""
 
     enabled: bool = True
-    backend: str = "bm25s"
-    options: dict[str, Any] = Field(default_factory=lambda: {"method": "lucene", "k1": 1.5, "b": 0.75})
+    backend: str = Field("auto", description="tantivy, bm25s, or package.module:Class; auto: tantivy (block-max "
+                                             "WAND, incremental commits: eval/reports/lexical.md), bm25s for an "
+                                             "encrypted index (tantivy keeps files on disk); an index keeps its own")
+    options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _options(self) -> LexicalSettings:
-        object.__setattr__(self, "options", _backend_options("lexical", self.backend, self.options))
+        if self.backend != "auto":  # resolved when an index is made (``MedRAG``): its options then
+            object.__setattr__(self, "options", _backend_options("lexical", self.backend, self.options))
         return self
 
 
@@ -164,6 +167,9 @@ class IngestSettings(Group):
     """Ingest checkpoints and what is stored beside each chunk."""
 
     checkpoint_chunks: int = Field(2048, gt=0, description="the index is saved after this many new chunks")
+    merge_segments: int = Field(10, ge=0, description="merge this many adjacent vector segments of like size "
+                                                      "into one, in the background during an ingest (each "
+                                                      "checkpoint writes one; 0: never, 'medrag compact' only)")
     sentence_vectors: bool = Field(True, description="store each chunk's sentence vectors (float16, pooled from "
                                                      "the chunk's own forward pass) so answers embed no stored text")
     notes_already_deidentified: bool = Field(False, description="clinical notes carry no PHI: skip de-identifying "
@@ -326,8 +332,9 @@ class Settings(Group):
         """The build-time fields in which ``other`` differs from this (an index's) settings."""
         named = {"embedding.model": "embedder ", "index.options.index_type": "index type ",
                  "chunking.tokens": "chunk size "}
+        skip = {"lexical.backend", "lexical.options"} if other.lexical.backend == "auto" else set()  # its own
         return [f"{named.get(name, '')}{name}: index has {self.get(name)!r}, asked for {other.get(name)!r}"
-                for name in BUILD_FIELDS if self.get(name) != other.get(name)]
+                for name in BUILD_FIELDS if name not in skip and self.get(name) != other.get(name)]
 
     # -- files -----------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -354,12 +361,16 @@ class Settings(Group):
         embedding = data.get("embedding") if isinstance(data.get("embedding"), dict) else {}
         if "backend" not in embedding:  # saved before embedding paths: built with torch
             data["embedding"] = {**embedding, "backend": "torch"}
+        lexical = data.get("lexical") if isinstance(data.get("lexical"), dict) else {}
         flat = {k: v for k, v in data.items() if k in LEGACY and k not in GROUPS}
         rest = {k: v for k, v in data.items() if k not in flat}
         unknown = sorted(k for k in rest if k not in Settings.model_fields)
         for key in unknown:  # a flat field of an older medrag that no longer exists: ignored, as before
             rest.pop(key)
-        return cls(**rest, **flat)
+        settings = cls(**rest, **flat)
+        if "backend" not in lexical:  # saved before lexical backends (the flat form too): built with bm25s
+            settings = settings.replace(**{"lexical.backend": "bm25s", "lexical.options": settings.lexical.options})
+        return settings
 
     @classmethod
     def preset(cls, name: str, **changes: Any) -> Settings:

@@ -13,7 +13,6 @@ from medrag import sources as corpus
 from medrag.distributed import SHARDS, ShardStore, ShardVectors, embed_shards, ingest_ray, plan
 from medrag.embedding import Embedder
 from medrag.ingest import IngestReport, check_sources
-from medrag.stores.faiss_store import flat_vectors, inner
 from tests.conftest import MEDQUAD, QUESTION, SMALL_CORPUS
 
 ray = pytest.importorskip("ray", reason="the test extra installs ray[data]")
@@ -49,7 +48,7 @@ def test_ray_index_equals_local_index(local_ray: None, small_index: Path, embedd
     assert [(a[i].doc_id, a[i].embed_text) for i in ids] == [(b[i].doc_id, b[i].embed_text) for i in ids]
     # fp32 paths agree to float rounding; a bf16 path to bf16 rounding (batches and threads differ)
     atol = 1e-5 if embedder.precision == "fp32" else 2e-3
-    mine_v, theirs_v = flat_vectors(inner(local.vectors.index)), flat_vectors(inner(distributed.vectors.index))
+    mine_v, theirs_v = local.vectors.vectors_of(ids), distributed.vectors.vectors_of(ids)
     assert np.allclose(mine_v, theirs_v, atol=atol)
     assert float((mine_v * theirs_v).sum(axis=1).min()) > 1 - atol
     for mine, theirs in zip(distributed.retrieve_batch(QUESTIONS, 10, retriever="dense"),

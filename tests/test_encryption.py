@@ -27,7 +27,6 @@ from medrag.deid import Deidentifier, index_keyed
 from medrag.embedding import Embedder
 from medrag.lexical.bm25s_store import BM25Store
 from medrag.stores import layout, sealed
-from medrag.stores.faiss_store import flat_vectors, inner
 from medrag.stores.sealed import IndexKey, IndexKeyError, SealError
 
 from .conftest import MEDQUAD
@@ -86,7 +85,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> dict[
     with pytest.MonkeyPatch.context() as mp:
         for name in KEYS_ENV:
             mp.delenv(name, raising=False)
-        plain = MedRAG(Settings(threads=1))
+        plain = MedRAG(Settings(threads=1).replace(**{"lexical.backend": "bm25s"}))  # what an encrypted one gets
         plain.embedder = embedder
         plain.ingest(CORPUS, save_to=root / "plain", progress=False)
         mp.setenv("TMPDIR", str(scratch))
@@ -112,7 +111,7 @@ def test_no_file_holds_plaintext(built: dict[str, Any]) -> None:
     words = {w for c in chunks.values() for w in re.findall(r"[A-Za-z]{10,}", c.text)}
     needles = [w.encode() for w in sorted(words)][:400] + [p.encode() for p in _phi()]
     needles += [p.name.encode() for p in CORPUS] + [b"all-MiniLM-L6-v2", b"clinical_note"]
-    vectors = flat_vectors(inner(rag.vectors.index))  # embeddings can be inverted to text: none in the clear
+    vectors = rag.vectors.vectors_of(rag.chunks.ids())  # embeddings can be inverted to text: none in the clear
     assert len(words) > 100 and len(vectors) == len(chunks)
 
     plain_files = [p for p in built["plain"].rglob("*") if p.is_file()]

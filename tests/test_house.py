@@ -66,7 +66,7 @@ def test_plugins_by_dotted_path_end_to_end(tmp_path: Path) -> None:
     assert (tmp_path / "index" / "vectors.1.npz").is_file() or any(
         p.suffix == ".npz" for p in (tmp_path / "index").iterdir())
     loaded = MedRAG.load(tmp_path / "index", threads=1)
-    assert type(loaded.vectors).__name__ == "NumpyStore"
+    assert {type(s.store).__name__ for s in loaded.vectors.sealed} == {"NumpyStore"}  # segments of the plugin store
     hits = loaded.retrieve("What is anemia and how does it feel?", 3)
     assert hits[0].chunk.doc_id == "toy:1" and hits[0].chunk.metadata["source_type"] == "toy"
     answer = loaded.ask("What is anemia and how does it feel?")
@@ -111,8 +111,10 @@ def test_flat_settings_of_old_indexes_migrate() -> None:
     assert migrated.embedding.model == flat["embedder"] and migrated.retrieval.k == flat["k"]
     assert migrated.index.options["index_type"] == flat["index_type"] and migrated.threads == flat["threads"]
     assert migrated.safety.abstain_coverage_weight == flat["abstain_coverage_weight"]
-    # flat names are accepted by the constructor too; an index saved before embedding paths was built with torch
-    assert Settings(**flat).replace(**{"embedding.backend": "torch", "embedding.precision": "fp32"}) == migrated
+    # flat names are accepted by the constructor too; an index saved before embedding paths was built with torch,
+    # one saved before lexical backends with bm25s
+    assert Settings(**flat).replace(**{"embedding.backend": "torch", "embedding.precision": "fp32",
+                                       "lexical.backend": "bm25s"}) == migrated
 
 
 # -- an index built by the previous commit ---------------------------------------------------------------------

@@ -94,7 +94,7 @@ def test_baseline_then_updates_equals_the_final_state(tmp_path: Path, embedder: 
     assert loaded.vectors.count() == loaded.chunks.count() == sum(map(len, want.values()))
     # every stored vector is its chunk's embedding (nothing stale left behind by the replacements)
     ids = np.array(loaded.chunks.ids())
-    stored = np.vstack([loaded.vectors.index.reconstruct(int(i)) for i in ids])
+    stored = loaded.vectors.vectors_of(ids)
     texts = [loaded.chunks.get([int(i)])[int(i)].embed_text for i in ids]
     # to float rounding on an fp32 path, to bf16 rounding on a bf16 one (batches differ)
     assert np.allclose(stored, embedder.embed_documents(texts), atol=1e-4 if embedder.precision == "fp32" else 2e-3)

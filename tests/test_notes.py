@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from medrag import readers
@@ -316,7 +317,9 @@ def test_ingested_index_and_temp_files_hold_no_planted_phi(tmp_path, monkeypatch
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     index = tmp_path / "index"
     with caplog.at_level(logging.DEBUG):
-        rag = MedRAG(Settings(threads=1))
+        # bm25s keeps its vocabulary as plain JSON, where this search can see stored words (tantivy's term
+        # dictionary is a compressed FST: planted text could hide there from a byte search)
+        rag = MedRAG(Settings(threads=1).replace(**{"lexical.backend": "bm25s"}))
         report = rag.ingest([DATA], save_to=index, progress=False)
         hits = rag.retrieve("torsemide for acute on chronic systolic heart failure", k=5)
     assert report.files == 6 and report.documents > 100
@@ -337,3 +340,14 @@ def test_ingested_index_and_temp_files_hold_no_planted_phi(tmp_path, monkeypatch
     found += [("log", n) for n in needles if _occurs(n, caplog.text)]
     assert {".sqlite", ".json"} <= seen_clinical  # the search does see the notes' text where it is stored
     assert not found
+    # tantivy (the default lexical engine) indexes the same de-identified texts: no planted name is a term of it
+    from medrag.lexical.tantivy_store import TantivyStore
+
+    ids = rag.chunks.ids()
+    chunks = rag.chunks.get(ids)
+    tantivy = TantivyStore.create()
+    tantivy.add(np.asarray(ids, dtype=np.int64), [chunks[i].embed_text for i in ids])
+    names = {w for p in PLANTED if p["file"] in ingested and p["kind"] == "NAME"
+             for w in re.split(r"[\s,\"()]+", p["phi"]) if len(w) >= 4 and w.isalpha()}
+    assert tantivy.idf("torsemide") is not None and names
+    assert [w for w in names if tantivy.idf(w) is not None] == []

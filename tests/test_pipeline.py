@@ -12,20 +12,25 @@ from medrag import MedRAG, MedRAGError, Settings
 from medrag.answer import DISCLAIMER
 from medrag.embedding import Embedder
 
+from medrag.stores import layout
+
 from .conftest import QUESTION, SMALL_CORPUS, TINY_GPT2
 
 
 
 def test_index_layout_and_counts(small_index: Path, rag: MedRAG, tmp_path: Path) -> None:
     manifest = json.loads((small_index / "manifest.json").read_text())
+    assert manifest["format"] == 2 and manifest["vectors"]["segments"]  # segmented: every file is named
     assert sorted(p.name for p in small_index.iterdir()) == sorted(
-        ["manifest.json", "settings.json", *manifest["files"].values()])
-    assert Settings.load(small_index / "settings.json") == Settings()
+        ["manifest.json", "settings.json", *layout.live_files(manifest)])
+    assert Settings.load(small_index / "settings.json") == MedRAG(Settings()).settings  # auto lexical: tantivy
+    assert MedRAG(Settings()).settings.lexical.backend == "tantivy" and Settings().lexical.backend == "auto"
     # settings saved before the abstention gate had a coverage term keep the gate they were saved with
     legacy = Path(__file__).parent / "data" / "legacy_index" / "index" / "settings.json"  # the flat form
     older = {k: v for k, v in json.loads(legacy.read_text()).items() if k not in ("abstain_coverage_weight", "threads")}
     (tmp_path / "older.json").write_text(json.dumps(older))
-    assert Settings.load(tmp_path / "older.json") == Settings(abstain_coverage_weight=0.0).replace(**{"embedding.backend": "torch", "embedding.precision": "fp32"})
+    assert Settings.load(tmp_path / "older.json") == Settings(abstain_coverage_weight=0.0).replace(**{
+        "embedding.backend": "torch", "embedding.precision": "fp32", "lexical.backend": "bm25s"})
     info = rag.info()
     assert info["chunks"] == info["vectors"] == manifest["chunks"] > info["documents"] > 30
     assert set(info["sources"]) == {"pubmed", "consumer_health"}

@@ -9,6 +9,7 @@ import pytest
 
 from medrag import MedRAG, MedRAGError, Settings
 from medrag.embedding import Embedder
+from medrag.stores import FaissStore
 
 from .conftest import QUESTION, medrag_cli
 
@@ -110,7 +111,7 @@ def test_faiss_store_protocol_for_each_index_type(rag: MedRAG, tmp_path: Path) -
 def _real_vectors(rag: MedRAG, n_copies: int) -> tuple[np.ndarray, np.ndarray]:
     """The small index's real chunk embeddings, each also copied with small Gaussian noise (renormalised)."""
     ids = np.asarray(rag.chunks.ids(), dtype=np.int64)
-    base = np.vstack([rag.vectors.index.reconstruct(int(i)) for i in ids])
+    base = rag.vectors.vectors_of(ids)
     rng = np.random.default_rng(0)
     copies = [base] + [base + rng.normal(0, 0.01, base.shape).astype(np.float32) for _ in range(n_copies)]
     vectors = np.vstack(copies)
@@ -174,11 +175,11 @@ def test_hnsw_ef_search_comes_from_settings(small_index: Path, tmp_path: Path) -
 
     rag = MedRAG.load(small_index)
     ids, vectors = _real_vectors(rag, 0)
-    store = type(rag.vectors)(vectors.shape[1], "HNSW32", ef_search=7)
+    store = FaissStore(vectors.shape[1], "HNSW32", ef_search=7)
     store.add(ids, vectors)
     assert faiss.downcast_index(store.index.index).hnsw.efSearch == 7
     store.save(tmp_path / "h.faiss")
-    loaded = type(rag.vectors).load(tmp_path / "h.faiss", "HNSW32", ef_search=99)
+    loaded = FaissStore.load(tmp_path / "h.faiss", "HNSW32", ef_search=99)
     assert faiss.downcast_index(loaded.index.index).hnsw.efSearch == 99
 
 

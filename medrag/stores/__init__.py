@@ -3,7 +3,9 @@
 A backend is one module with a class that has ``Options`` (a pydantic model of its own settings, kept in
 ``settings.index.options``), ``suffix`` (its file ending in an index directory), ``create(dim, options,
 threads)``, ``open(path, options, threads)`` and the methods of ``VectorStore``; adding one is that file
-plus one line in ``STORES``.
+plus one line in ``STORES``. An index holds a backend's stores as segments (``medrag.stores.segments``); a
+backend may add what makes them cheaper: ``mmaps`` (``open(..., mmap=True)``), ``merge`` (compaction),
+``vectors()``, ``template()``/``from_template`` (types that train), ``to_bytes``/``open_bytes`` (encryption).
 """
 from __future__ import annotations
 

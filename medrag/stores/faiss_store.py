@@ -94,6 +94,7 @@ class FaissStore:
 
     Options = FaissOptions
     suffix = "faiss"  # the file name's ending in an index directory
+    mmaps = True  # ``open(..., mmap=True)``: IVF lists memory-mapped
 
     def __init__(self, dim: int, factory: str = "Flat", *, threads: int = 0, ef_search: int = 64,
                  nprobe: int = 16, k_factor: int = 4) -> None:
@@ -105,6 +106,7 @@ class FaissStore:
         if not self.index.is_trained:
             self._staged = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self._doomed: set[int] = set()  # ids to drop from an index type that cannot remove (HNSW)
+        self._needs_training = not self.index.is_trained
         self._tune()
 
     @classmethod
@@ -114,10 +116,76 @@ class FaissStore:
                    k_factor=options.k_factor)
 
     @classmethod
-    def open(cls, path: Path, options: FaissOptions, threads: int = 0) -> FaissStore:
-        """A saved store, with the query-time knobs of ``options``."""
+    def open(cls, path: Path, options: FaissOptions, threads: int = 0, *, mmap: bool = False) -> FaissStore:
+        """A saved store, with the query-time knobs of ``options``; ``mmap``: an IVF index's lists stay on disk,
+        memory-mapped (``IO_FLAG_MMAP``; the store is then read-only: never added to or deleted from)."""
         return cls.load(path, options.index_type, threads=threads, ef_search=options.ef_search,
-                        nprobe=options.nprobe, k_factor=options.k_factor)
+                        nprobe=options.nprobe, k_factor=options.k_factor, mmap=mmap)
+
+    @classmethod
+    def from_template(cls, data: bytes, options: FaissOptions, threads: int = 0) -> FaissStore:
+        """An empty store from ``template()``'s bytes: trained like the store that made them."""
+        return cls.open_bytes(data, options, threads, what="FAISS index template")
+
+    def template(self) -> bytes | None:
+        """This trained index emptied, serialized (coarse quantizer, codebooks); None for a type that needs no
+        training, or while still staged."""
+        if self._staged is not None or not self._needs_training:
+            return None
+        self._purge()
+        empty = faiss.clone_index(self.index)
+        empty.reset()
+        return faiss.serialize_index(empty).tobytes()
+
+    def training_need(self) -> int:
+        """Vectors the index type is trained on (0: it needs no training)."""
+        return training_size(inner(self.index)) if self._needs_training else 0
+
+    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, vectors)`` of everything stored (decoded: exact only for flat types)."""
+        self._purge()
+        live = faiss.downcast_index(self._live)
+        if isinstance(live, faiss.IndexIDMap):
+            ids = faiss.vector_to_array(live.id_map).astype(np.int64)
+            base = inner(live)
+            vectors = flat_vectors(base) if isinstance(base, faiss.IndexFlat) else base.reconstruct_n(0, base.ntotal)
+            return ids, np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        ivf = faiss.extract_index_ivf(live)
+        lists = ivf.invlists
+        ids = np.concatenate([faiss.rev_swig_ptr(lists.get_ids(n), lists.list_size(n)).copy()
+                              for n in range(ivf.nlist) if lists.list_size(n)] or [np.zeros(0, np.int64)])
+        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+        return ids.astype(np.int64), live.reconstruct_batch(ids.astype(np.int64)).reshape(-1, self.dim)
+
+    @classmethod
+    def merge(cls, stores: list[FaissStore], dead: np.ndarray, dim: int, options: FaissOptions,
+              threads: int = 0) -> FaissStore:
+        """One store with every vector of ``stores`` (opened without ``mmap``; consumed) but the ids ``dead``:
+        codes moved as they are where FAISS can (``merge_from``: flat, IVF, PQ), else vectors re-added."""
+        out = cls.create(dim, options, threads)
+        dead = np.asarray(dead, dtype=np.int64)
+        trained = [s for s in stores if s.count() and not s.staged]
+        if trained and len(trained) == len([s for s in stores if s.count()]):
+            base = trained[0]._live
+            try:
+                for other in trained[1:]:
+                    base.merge_from(other._live, 0)
+            except RuntimeError:
+                pass  # this type cannot merge (HNSW): its vectors are re-added below
+            else:
+                if len(dead):
+                    base.remove_ids(dead)
+                out.index, out._staged = base, None
+                out._tune()
+                return out
+        parts = [s.vectors() for s in stores if s.count()]
+        if parts:
+            ids = np.concatenate([p[0] for p in parts])
+            vectors = np.vstack([p[1] for p in parts])
+            keep = ~np.isin(ids, dead)
+            order = np.argsort(ids[keep], kind="stable")
+            out.add(ids[keep][order], vectors[keep][order])
+        return out
 
     @property
     def dim(self) -> int:
@@ -219,11 +287,14 @@ class FaissStore:
 
     @classmethod
     def load(cls, path: Path, factory: str | None = None, *, threads: int = 0, ef_search: int = 64,
-             nprobe: int = 16, k_factor: int = 4) -> FaissStore:
+             nprobe: int = 16, k_factor: int = 4, mmap: bool = False) -> FaissStore:
         """Read a saved index; ``factory`` is the type it was built as (a flat file of an untrained type is
-        its staged vectors)."""
+        its staged vectors); ``mmap``: IVF lists memory-mapped, read-only."""
         try:
-            index = faiss.read_index(str(path))
+            index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP if mmap else 0)
+            ivf = faiss.try_extract_index_ivf(index) if mmap else None
+            if ivf is not None and isinstance(faiss.downcast_InvertedLists(ivf.invlists), faiss.OnDiskInvertedLists):
+                faiss.downcast_InvertedLists(ivf.invlists).prefetch_nthread = 0  # 32 threads a search: slower
         except RuntimeError as exc:
             raise MedRAGError(f"cannot read FAISS index {path}: {str(exc).splitlines()[0]}") from exc
         return cls._wrap_loaded(index, factory, threads=threads, ef_search=ef_search, nprobe=nprobe,

@@ -1,9 +1,19 @@
-"""The on-disk layout of an index: generation files committed by an atomic manifest rename.
+"""The on-disk layout of an index: immutable files named by a manifest, committed atomically.
 
-``DIR/manifest.json`` names the current generation's files (``vectors.N.faiss``, ``chunks.N.sqlite``)
-and ``DIR/settings.json`` the pipeline's settings. A save writes the next generation's files beside the
-current ones, then replaces the manifest in one ``os.replace``: a reader, or a process killed at any
-moment, sees either the old index or the new one, never a mix.
+A plaintext index (format 2) is written incrementally. ``DIR/manifest.json`` names the live files: the vector
+segments (``vectors.N.faiss``, each written once by the checkpoint of generation N; ``medrag.stores.segments``),
+the tombstones of deleted vectors (``tombstones.N.npy``), a trained index's empty template, the lexical
+index (``lexical.N.tantivy``: its own commit, segment files hard-linked) and the chunk store
+(``chunks.N.sqlite``), and ``DIR/settings.json`` the pipeline's settings. A checkpoint writes only new files
+(each to a hidden temporary name, flushed, renamed), then commits the chunk store's transaction together
+with its state row, which holds the new manifest: that SQLite commit is the commit point. The manifest file
+is replaced (one ``os.replace``) right after; if a process dies between the two, ``current`` reads the newer
+manifest from the chunk store (every file it names was written before it). Files no manifest names any more
+are removed after the commit. A reader, or a process killed at any moment, sees the old index or the new
+one, never a mix.
+
+Format 1 (every file rewritten whole at each save, ``vectors.N.faiss`` + ``chunks.N.sqlite``) still loads;
+the first save (``medrag compact --index DIR`` does one) writes format 2.
 
 An encrypted index (``key``: a ``medrag.stores.sealed.IndexKey``) keeps the same steps, but each part is
 taken in memory (its ``dump``), sealed, and written as ``ROLE.N.enc``; the settings and the index's counts
@@ -30,7 +40,9 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 SETTINGS = "settings.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # a plaintext index: segments written incrementally
+SEALED_FORMAT = 1  # an encrypted index: every part sealed whole at each save
+FORMATS = (SEALED_FORMAT, FORMAT_VERSION)  # what this medrag reads
 SEALED_SUFFIX = "enc"
 SETTINGS_ROLE = "settings"  # an encrypted index's sealed settings and counts
 
@@ -54,9 +66,9 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
         raise MedRAGError(f"corrupt index manifest {path}: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+    if not isinstance(manifest, dict) or manifest.get("format") not in FORMATS:
         found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise MedRAGError(f"index {directory} has format {found}, this medrag reads {FORMAT_VERSION}")
+        raise MedRAGError(f"index {directory} has format {found}, this medrag reads {' and '.join(map(str, FORMATS))}")
     if not isinstance(manifest.get("files"), dict):
         raise MedRAGError(f"corrupt index manifest {path}: it names no files")
     return manifest
@@ -69,7 +81,7 @@ def is_encrypted(manifest: dict[str, Any]) -> bool:
 
 def _aad(role: str, generation: int) -> bytes:
     """What a sealed part is bound to: its role and generation (a swapped or older file does not open)."""
-    return f"medrag index v{FORMAT_VERSION}/{role}/{generation}".encode()
+    return f"medrag index v{SEALED_FORMAT}/{role}/{generation}".encode()
 
 
 def _canonical(manifest: dict[str, Any]) -> bytes:
@@ -142,12 +154,7 @@ def commit(directory: str | Path, writers: dict[str, Any], settings: dict[str, A
     for role, part in parts.items():
         if key is None:
             name = f"{role}.{generation}.{part.suffix}"
-            tmp = directory / f".{name}.tmp"
-            remove(tmp)
-            part.write(tmp)
-            for written in ([*tmp.iterdir(), tmp] if tmp.is_dir() else [tmp]):  # a store may write a folder
-                fsync(written)
-            os.replace(tmp, directory / name)
+            write_file(directory, name, part.write)
         else:
             if part.dump is None:
                 raise MedRAGError(f"the {role} store cannot be encrypted: its backend has no in-memory form "
@@ -155,7 +162,7 @@ def commit(directory: str | Path, writers: dict[str, Any], settings: dict[str, A
             name = f"{role}.{generation}.{SEALED_SUFFIX}"
             write_atomic(directory / name, key.seal(part.dump(), _aad(role, generation)), mode=0o600)
         files[role] = name
-    manifest: dict[str, Any] = {"format": FORMAT_VERSION, "generation": generation, "files": files,
+    manifest: dict[str, Any] = {"format": SEALED_FORMAT, "generation": generation, "files": files,
                                 "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if key is None:
         write_atomic(directory / SETTINGS, (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode())
@@ -175,3 +182,76 @@ def commit(directory: str | Path, writers: dict[str, Any], settings: dict[str, A
                                        or stale.name == SETTINGS):
             remove(stale)
     return manifest
+
+
+def write_file(directory: Path, name: str, write: Callable[[Path], None]) -> None:
+    """``write(path)`` a file or folder under a hidden temporary name in ``directory``, flush it to disk and
+    rename it to ``name``."""
+    tmp = directory / f".{name}.tmp"
+    remove(tmp)
+    write(tmp)
+    for written in ([*tmp.iterdir(), tmp] if tmp.is_dir() else [tmp]):  # a store may write a folder
+        fsync(written)
+    os.replace(tmp, directory / name)
+    fsync(directory)
+
+
+def current(directory: str | Path) -> dict[str, Any]:
+    """The last committed manifest of a plaintext index: ``manifest.json``, or the newer one its chunk store
+    committed when the process died before replacing the file; ``{}`` when there is no index."""
+    directory = Path(directory)
+    if not (directory / MANIFEST).exists():
+        return {}
+    manifest = read_manifest(directory)
+    if manifest.get("format") != FORMAT_VERSION or is_encrypted(manifest):
+        return manifest
+    from medrag.stores.chunks import ChunkStore
+
+    store = ChunkStore.load(directory / _name(directory, manifest, "chunks"))
+    try:
+        state = store.state()
+    finally:
+        store.db.close()
+    if state is not None and state[0] > int(manifest["generation"]):
+        log.warning("index %s: generation %d was committed but its manifest not written; using it", directory,
+                    state[0])
+        return state[1]
+    return manifest
+
+
+def _name(directory: Path, manifest: dict[str, Any], role: str) -> str:
+    name = manifest["files"].get(role)
+    if not isinstance(name, str) or "/" in name or name.startswith("."):
+        raise MedRAGError(f"corrupt index manifest in {directory}: no {role} file")
+    return name
+
+
+def publish(directory: Path, manifest: dict[str, Any]) -> None:
+    """Replace ``manifest.json`` (atomically) with a committed manifest."""
+    write_atomic(directory / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+
+
+#: the files an index directory's saves make (anything else there is left alone)
+_OURS = ("vectors.", "chunks.", "lexical.", "tombstones.", "template.")
+
+
+def live_files(manifest: dict[str, Any]) -> set[str]:
+    """Every file name a format-2 manifest names."""
+    vectors = manifest.get("vectors", {})
+    names = {*manifest.get("files", {}).values(), *(s["file"] for s in vectors.get("segments", [])),
+             *(n for n in (vectors.get("tombstones"), vectors.get("template")) if n)}
+    return {str(n) for n in names}
+
+
+def sweep(directory: Path, manifest: dict[str, Any], keep: set[str] | frozenset[str] = frozenset()) -> None:
+    """Remove what no committed manifest names (nor ``keep``, files being written): earlier generations' files
+    and leftovers of interrupted saves."""
+    keep = live_files(manifest) | set(keep)
+    chunks = manifest["files"].get("chunks")
+    keep |= {f"{chunks}-wal", f"{chunks}-shm", f"{chunks}-journal"}
+    for stale in directory.iterdir():
+        name = stale.name
+        if name in keep:
+            continue
+        if name.startswith(_OURS) or (name.startswith(".") and name.endswith(".tmp")):
+            remove(stale)
