@@ -68,9 +68,11 @@ def index_copy(small_index: Path, tmp_path: Path) -> Path:
 
 
 def tree_digest(directory: Path) -> dict[str, str]:
-    """SHA-256 of every file under ``directory`` (relative path -> digest): equal digests, identical trees."""
+    """SHA-256 of every file under ``directory`` (relative path -> digest): equal digests, identical trees
+    (tantivy's lock files apart: an open reader holds an empty one while it reads the segment list)."""
     return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+            for p in sorted(directory.rglob("*")) if p.is_file()
+            and not (p.name.startswith(".tantivy-") and p.name.endswith(".lock"))}  # a tantivy reader's empty lock
 
 
 def medrag_cli(*args: str | os.PathLike[str], check: bool = False,

@@ -258,3 +258,22 @@ def test_previous_format_loads_and_compact_converts_it(tmp_path: Path) -> None:
     assert _state(after) == _state(before) and _dense(after, torch_embedder) == hits
     assert not [p for p in index.iterdir() if p.name.endswith((".bm25", ".faiss")) and ".1." in p.name
                 and p.name not in layout.live_files(manifest)]
+
+
+def test_saving_a_loaded_index_elsewhere_links_its_segments(embedder: Embedder, tmp_path: Path) -> None:
+    """A save into another directory hard-links the sealed segments (no copy), and over another index never
+    writes over one of its live files."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    _built(embedder, first, checkpoint=16)
+    other = _pipeline(embedder, **{"ingest.checkpoint_chunks": 16})
+    other.ingest(SMALL_CORPUS[:6], save_to=second, progress=False)
+    loaded = MedRAG.load(first)
+    want = _state(loaded)
+    loaded.save(tmp_path / "copy")
+    segment = _manifest(first)["vectors"]["segments"][0]["file"]
+    assert (tmp_path / "copy" / segment).stat().st_ino == (first / segment).stat().st_ino  # linked, not copied
+    before = set(layout.live_files(_manifest(second)))
+    assert segment in before  # the same segment name lives in both indexes
+    loaded.save(second)  # over another index: a new generation of it, written beside its live files
+    assert _state(MedRAG.load(second)) == want == _state(MedRAG.load(tmp_path / "copy"))
+    assert not set(layout.live_files(_manifest(second))) & before  # none of them was written over

@@ -226,13 +226,14 @@ class Segments:
         of an index saved elsewhere before are linked (or copied) in. Returns the manifest's ``vectors``."""
         with self._lock:
             self._install(directory, write)
-            for s in self.sealed:
+            for n, s in enumerate(self.sealed):
                 if s.directory.resolve() != directory.resolve():
-                    write(s.file, lambda path, src=s.directory / s.file: _link(src, path))
-                    s.directory = directory
+                    name = _free(directory, s.file, f"vectors.{generation}.l{n}.{self.suffix}")
+                    write(name, lambda path, src=s.directory / s.file: _link(src, path))  # never over a live file
+                    s.file, s.directory = name, directory
             if self.fresh.count():
                 first, last = self._fresh_range
-                name = f"vectors.{generation}.{self.suffix}"
+                name = _free(directory, f"vectors.{generation}.{self.suffix}", f"vectors.{generation}.f.{self.suffix}")
                 write(name, self.fresh.save)
                 store = _open(self.backend, directory / name, self.options, self.threads, mmap=True)
                 self.sealed.append(Segment(name, directory, store, first, last, self.fresh.count()))
@@ -350,7 +351,9 @@ class Segments:
             log.info("a merge of %d segments was overtaken; dropped", len(merged.files))
             return
         if merged.directory.resolve() != directory.resolve():
-            write(merged.file, lambda path: _link(merged.directory / merged.file, path))
+            name = _free(directory, merged.file, f"vectors.{merged.first}-{merged.last}.merged.l.{self.suffix}")
+            write(name, lambda path: _link(merged.directory / merged.file, path))
+            merged.file, merged.directory = name, directory
         store = _open(self.backend, directory / merged.file, self.options, self.threads, mmap=True)
         self.sealed[at:at + len(merged.files)] = [Segment(merged.file, directory, store, merged.first, merged.last,
                                                           merged.count)]
@@ -379,6 +382,11 @@ def _open(backend: Any, path: Path, options: Any, threads: int, *, mmap: bool = 
     if mmap and getattr(backend, "mmaps", False):
         return backend.open(path, options, threads, mmap=True)
     return backend.open(path, options, threads)
+
+
+def _free(directory: Path, name: str, other: str) -> str:
+    """``name``, or ``other`` when a file of that name is already in ``directory`` (never write over a live one)."""
+    return name if not (directory / name).exists() else other
 
 
 def _link(source: Path, target: Path) -> None:
