@@ -51,6 +51,14 @@ def fsync(path: str | Path) -> None:
         os.close(fd)
 
 
+def link_or_copy(source: str | Path, target: str | Path) -> None:
+    """Hard-link ``source`` to ``target``, or copy it where links fail (another file system, no link support)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
 def remove(path: str | Path) -> None:
     """Delete a file or a folder, if it is there."""
     path = Path(path)
@@ -60,4 +68,4 @@ def remove(path: str | Path) -> None:
         path.unlink(missing_ok=True)
 
 
-__all__ = ["fsync", "remove", "write_atomic", "write_json", "write_npy"]
+__all__ = ["fsync", "link_or_copy", "remove", "write_atomic", "write_json", "write_npy"]

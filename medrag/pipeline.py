@@ -123,12 +123,10 @@ class MedRAG:
         self.last_save: dict[str, float] = {}
         if self.key is not None:
             whole = vectors.whole()
-            writers = {"vectors": layout.Part(vectors.suffix, whole.save, getattr(whole, "to_bytes", None)),
-                       "chunks": layout.Part("sqlite", self.chunks.save, self.chunks.to_bytes)}
+            dumps = {"vectors": getattr(whole, "to_bytes", None), "chunks": self.chunks.to_bytes}
             if self.lexical is not None:
-                writers["lexical"] = layout.Part(self.lexical.suffix, self.lexical.save,
-                                                 getattr(self.lexical, "to_bytes", None))
-            layout.commit(directory, writers, self.settings.to_dict(), info, key=self.key)
+                dumps["lexical"] = getattr(self.lexical, "to_bytes", None)
+            layout.commit_sealed(directory, dumps, self.settings.to_dict(), info, self.key)
         else:
             self._checkpoint(directory, info)
         log.info("saved %d chunks to %s", info["chunks"], directory)
@@ -136,7 +134,7 @@ class MedRAG:
     def _checkpoint(self, directory: Path, info: dict[str, Any]) -> None:
         """A plaintext save: new files, then the chunk store's commit, then the manifest file."""
         directory.mkdir(parents=True, exist_ok=True)
-        old = layout.current(directory)
+        old = layout.current(directory, self.chunks)
         if old and layout.is_encrypted(old):
             raise sealed.IndexKeyError(f"index {directory} is encrypted: open it with its key to add to it (it is "
                                        f"never saved in plaintext)")
@@ -153,7 +151,7 @@ class MedRAG:
             files["lexical"] = f"lexical.{generation}.{self.lexical.suffix}"
             write(files["lexical"], self.lexical.save)
             clock.lap("lexical")
-        here = self.chunks.in_place and self.chunks.path is not None and self.chunks.path.parent.resolve() == directory.resolve()
+        here = self.chunks.in_place and self.chunks.lives_in(directory)
         files["chunks"] = self.chunks.path.name if here and self.chunks.path else f"chunks.{generation}.sqlite"
         manifest: dict[str, Any] = {"format": layout.FORMAT_VERSION, "generation": generation, "files": files,
                                     "vectors": entry, "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **info}
@@ -174,9 +172,7 @@ class MedRAG:
     def begin_write(self, directory: str | Path | None) -> None:
         """Get ready to change the index: its chunk store is written in place when it will be saved back into
         the directory it was loaded from, else copied into memory first (the saved files never change)."""
-        path = self.chunks.path
-        if (self.key is None and directory is not None and path is not None
-                and path.parent.resolve() == Path(directory).resolve()):
+        if self.key is None and directory is not None and self.chunks.lives_in(directory):
             self.chunks.write_in_place()
         else:
             self.chunks.to_memory()
@@ -204,7 +200,11 @@ class MedRAG:
         when saved again; a plaintext index ignores ``key``.
         """
         directory = Path(directory)
-        manifest = layout.current(directory) or layout.read_manifest(directory)  # the latter: a clear error
+        manifest = layout.read_manifest(directory)
+        chunks = None  # a plaintext index's chunk store: opened once, for its committed state and its rows
+        if manifest["format"] == layout.FORMAT_VERSION and not layout.is_encrypted(manifest):
+            chunks = ChunkStore.load(directory / layout.file_of(directory, manifest, "chunks"))
+            manifest = layout.current(directory, chunks)
         index_key = None
         if layout.is_encrypted(manifest):
             index_key = layout.unlock(directory, manifest, key if key is not None else sealed.passphrase())
@@ -229,7 +229,7 @@ class MedRAG:
         backend, options = store.load(), store.options(wanted.index.options)
         lexical = LEXICAL.get(saved.lexical.backend) if saved.lexical.enabled and "lexical" in files else None
         if index_key is None:
-            rag.chunks = ChunkStore.load(directory / files["chunks"])
+            rag.chunks = chunks or ChunkStore.load(directory / files["chunks"])
             if manifest["format"] == layout.FORMAT_VERSION:
                 rag._vectors = Segments.open(directory, manifest.get("vectors", {}), backend, options,
                                              int(manifest.get("dim") or 0), wanted.threads)

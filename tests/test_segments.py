@@ -277,3 +277,17 @@ def test_saving_a_loaded_index_elsewhere_links_its_segments(embedder: Embedder, 
     loaded.save(second)  # over another index: a new generation of it, written beside its live files
     assert _state(MedRAG.load(second)) == want == _state(MedRAG.load(tmp_path / "copy"))
     assert not set(layout.live_files(_manifest(second))) & before  # none of them was written over
+
+
+def test_whole_leaves_the_segments_as_they_are(tmp_path: Path) -> None:
+    """An encrypted save takes every live vector in one store; the segments (the fresh one too) stay intact."""
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(300, 16)).astype(np.float32)
+    segments = Segments(FaissStore, FaissOptions(), 16, threads=1)
+    segments.add(np.arange(1, 201), vectors[:200])
+    segments.checkpoint(tmp_path, 1, lambda name, writer: layout.write_file(tmp_path, name, writer))
+    segments.add(np.arange(201, 301), vectors[200:])
+    segments.delete(np.arange(1, 11))
+    whole = segments.whole()
+    assert whole.count() == segments.count() == 290 and segments.fresh.count() == 100
+    assert np.array_equal(whole.search(vectors[150:160], 3)[1], segments.search(vectors[150:160], 3)[1])

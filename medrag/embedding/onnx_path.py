@@ -69,9 +69,7 @@ class ONNXPath:
         log.info("quantizing %s to int8 with ONNX Runtime (dynamic; once)", self.model_path)
         quantize_dynamic(str(base / "model.onnx"), str(folder / "model.onnx"), weight_type=QuantType.QInt8,
                          per_channel=True)
-        for file in base.iterdir():
-            if file.name != "model.onnx":
-                (folder / file.name).write_bytes(file.read_bytes())
+        runtime.copy_beside(base, folder, ("model.onnx",))
 
     @property
     def dim(self) -> int:

@@ -114,9 +114,7 @@ class OpenVINOPath:
             quantized = nncf.quantize(model, nncf.Dataset(items), model_type=nncf.ModelType.TRANSFORMER,
                                       subset_size=len(items))
             ov.save_model(quantized, folder / "model.xml", compress_to_fp16=False)
-            for file in self.base.iterdir():
-                if file.name not in ("model.xml", "model.bin"):
-                    (folder / file.name).write_bytes(file.read_bytes())
+            runtime.copy_beside(self.base, folder, ("model.xml", "model.bin"))
 
         runtime.publish(build, self.int8_dir)
 

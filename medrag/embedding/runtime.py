@@ -134,6 +134,14 @@ def export_inputs(model: Any) -> tuple[Any, dict[str, Any], ModelInfo]:
     return SentenceEmbedding().eval(), {n: example[n] for n in names}, info
 
 
+def copy_beside(base: Path, folder: Path, model_files: tuple[str, ...]) -> None:
+    """Copy a converted model's other files (tokenizer, ``ModelInfo``) from ``base`` into ``folder``, where a
+    quantized ``model_files`` were just written."""
+    for file in base.iterdir():
+        if file.name not in model_files:
+            (folder / file.name).write_bytes(file.read_bytes())
+
+
 def save_tokenizer(model: Any, folder: Path) -> None:
     model.tokenizer.save_pretrained(str(folder))
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import tempfile
 import threading
@@ -35,6 +34,7 @@ import tantivy
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from medrag.errors import MedRAGError
+from medrag.fileio import link_or_copy
 from medrag.lexical import NOT_NEW, lucene_idf, new_ids, read_meta
 from medrag.lexical.analysis import question_stems, tokenize
 from medrag.lexical.analysis import stemmer as make_stemmer
@@ -91,14 +91,6 @@ def _schema() -> tantivy.Schema:
     return builder.build()
 
 
-def _place(source: Path, target: Path) -> None:
-    """Hard-link ``source`` to ``target``, or copy it where links fail (another file system, no link support)."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-
-
 def _segment_files(directory: Path) -> list[Path]:
     """The files of the segments ``directory``'s ``meta.json`` names (its committed index, nothing else)."""
     try:
@@ -115,7 +107,7 @@ def _copy_index(source: Path, target: Path) -> int:
     target.mkdir(parents=True, exist_ok=True)
     size = 0
     for path in _segment_files(source):
-        _place(path, target / path.name)
+        link_or_copy(path, target / path.name)
         size += path.stat().st_size
     for name in (MANAGED, TANTIVY_META):  # meta.json last: it makes the segments an index
         if (source / name).is_file():

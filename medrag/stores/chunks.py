@@ -57,6 +57,11 @@ def _connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
     return sqlite3.connect(target, uri=uri, check_same_thread=False, isolation_level=None)
 
 
+def _set_state(db: sqlite3.Connection, generation: int, manifest: dict[str, Any]) -> None:
+    """Record the index's generation and manifest in the store (committed with the caller's transaction)."""
+    db.execute("INSERT OR REPLACE INTO index_state VALUES (1, ?, ?)", (generation, json.dumps(manifest, sort_keys=True)))
+
+
 class ChunkStore:
     """Documents (metadata once per document) and their chunks (text, title).
 
@@ -145,8 +150,7 @@ class ChunkStore:
 
     def _modernize(self) -> None:
         """Give a chunks table from before ids only grew ``AUTOINCREMENT`` (an in-memory copy; once)."""
-        sql = self.db.execute("SELECT sql FROM sqlite_master WHERE name = 'chunks'").fetchone()[0]
-        if "AUTOINCREMENT" in sql.upper():
+        if self._ids_grow():
             return
         self.db.executescript("""
             BEGIN;
@@ -160,6 +164,15 @@ class ChunkStore:
             COMMIT;
         """)
 
+    def _ids_grow(self) -> bool:
+        """Whether chunk ids only grow here (``AUTOINCREMENT``: a deleted id is never given again)."""
+        sql = self.db.execute("SELECT sql FROM sqlite_master WHERE name = 'chunks'").fetchone()[0]
+        return "AUTOINCREMENT" in sql.upper()
+
+    def lives_in(self, directory: str | Path) -> bool:
+        """Whether this store reads (and may be written in place) from a file in ``directory``."""
+        return self.path is not None and self.path.parent.resolve() == Path(directory).resolve()
+
     def write_in_place(self) -> None:
         """Write changes into the loaded file itself (WAL), committed by ``commit`` (an ingest into the index it
         was loaded from). A store already in memory, or already in place, stays as it is."""
@@ -167,8 +180,7 @@ class ChunkStore:
             if not self.on_disk or self.in_place:
                 return
             assert self.path is not None
-            sql = self.db.execute("SELECT sql FROM sqlite_master WHERE name = 'chunks'").fetchone()[0]
-            if "AUTOINCREMENT" not in sql.upper() or self.state() is None:
+            if not self._ids_grow() or self.state() is None:
                 self.to_memory()  # an index of the previous format: rewritten whole at its next save
                 return
             self._close()
@@ -192,8 +204,7 @@ class ChunkStore:
                 raise MedRAGError("only a chunk store written in place commits in place")
             if not self.db.in_transaction:
                 self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute("INSERT OR REPLACE INTO index_state VALUES (1, ?, ?)",
-                            (generation, json.dumps(manifest, sort_keys=True)))
+            _set_state(self.db, generation, manifest)
             self.db.execute("COMMIT")
 
     def save(self, path: Path, generation: int | None = None, manifest: dict[str, Any] | None = None) -> None:
@@ -207,8 +218,7 @@ class ChunkStore:
             self.db.backup(target)
         if generation is not None:
             target.executescript(SCHEMA)
-            target.execute("INSERT OR REPLACE INTO index_state VALUES (1, ?, ?)",
-                           (generation, json.dumps(manifest or {}, sort_keys=True)))
+            _set_state(target, generation, manifest or {})
         target.execute("PRAGMA journal_mode = DELETE")  # one file, until it is written in place
         target.close()
 

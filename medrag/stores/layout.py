@@ -30,11 +30,14 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from medrag.errors import MedRAGError
 from medrag.fileio import fsync, remove, write_atomic
 from medrag.stores.sealed import IndexKey, IndexKeyError
+
+if TYPE_CHECKING:
+    from medrag.stores.chunks import ChunkStore
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +48,6 @@ SEALED_FORMAT = 1  # an encrypted index: every part sealed whole at each save
 FORMATS = (SEALED_FORMAT, FORMAT_VERSION)  # what this medrag reads
 SEALED_SUFFIX = "enc"
 SETTINGS_ROLE = "settings"  # an encrypted index's sealed settings and counts
-
-
-class Part(NamedTuple):
-    """How one store is saved: its file ending, ``write(path)`` (a file or folder, plaintext) and ``dump()``
-    (its content in memory, for an encrypted index; None: the store cannot be encrypted)."""
-
-    suffix: str
-    write: Callable[[Path], None]
-    dump: Callable[[], bytes | bytearray | memoryview] | None = None
 
 
 def read_manifest(directory: str | Path) -> dict[str, Any]:
@@ -111,10 +105,7 @@ def read_part(directory: str | Path, manifest: dict[str, Any], role: str, key: I
     """The decrypted content of an encrypted index's part ``role`` (``key`` from ``unlock``)."""
     if key is None:
         raise IndexKeyError(f"index {directory} is encrypted: give its key with --key-file FILE or $MEDRAG_INDEX_KEY")
-    name = manifest["files"].get(role)
-    if not isinstance(name, str) or "/" in name or name.startswith("."):
-        raise MedRAGError(f"corrupt index manifest in {directory}: no {role} file")
-    path = Path(directory) / name
+    path = Path(directory) / file_of(Path(directory), manifest, role)
     try:
         blob = path.read_bytes()
     except OSError as exc:
@@ -132,51 +123,37 @@ def read_settings(directory: str | Path, manifest: dict[str, Any], key: IndexKey
         raise MedRAGError(f"corrupt settings in the encrypted index {directory}: {exc}") from exc
 
 
-def commit(directory: str | Path, writers: dict[str, Any], settings: dict[str, Any], info: dict[str, Any],
-           key: IndexKey | None = None) -> dict[str, Any]:
-    """Write a new generation: ``writers`` maps a role (``vectors``) to a ``Part`` (or ``(suffix, write)``);
-    with ``key`` every part, the settings and ``info`` are sealed."""
+def commit_sealed(directory: str | Path, dumps: dict[str, Callable[[], bytes | bytearray | memoryview] | None],
+                  settings: dict[str, Any], info: dict[str, Any], key: IndexKey) -> dict[str, Any]:
+    """Write a new generation of an encrypted index (format 1, every part whole): ``dumps`` maps a role
+    (``vectors``) to its store's content in memory (None: the store cannot be encrypted); every part, the
+    settings and ``info`` are sealed with ``key``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     try:
         old = read_manifest(directory)
     except MedRAGError:
         old = {}
-    if old and is_encrypted(old) and key is None:
-        raise IndexKeyError(f"index {directory} is encrypted: open it with its key to add to it (it is never "
-                            f"saved in plaintext)")
-    if old and not is_encrypted(old) and key is not None:
+    if old and not is_encrypted(old):
         raise MedRAGError(f"index {directory} is not encrypted, and encrypting it in place would leave its "
                           f"plaintext on the disk: ingest into a new directory with --encrypt")
     generation = int(old.get("generation", 0)) + 1
-    parts = {role: Part(*spec) for role, spec in writers.items()}
     files: dict[str, str] = {}
-    for role, part in parts.items():
-        if key is None:
-            name = f"{role}.{generation}.{part.suffix}"
-            write_file(directory, name, part.write)
-        else:
-            if part.dump is None:
-                raise MedRAGError(f"the {role} store cannot be encrypted: its backend has no in-memory form "
-                                  f"(to_bytes)")
-            name = f"{role}.{generation}.{SEALED_SUFFIX}"
-            write_atomic(directory / name, key.seal(part.dump(), _aad(role, generation)), mode=0o600)
-        files[role] = name
+    for role, dump in dumps.items():
+        if dump is None:
+            raise MedRAGError(f"the {role} store cannot be encrypted: its backend has no in-memory form "
+                              f"(to_bytes)")
+        files[role] = f"{role}.{generation}.{SEALED_SUFFIX}"
+        write_atomic(directory / files[role], key.seal(dump(), _aad(role, generation)), mode=0o600)
+    files[SETTINGS_ROLE] = f"{SETTINGS_ROLE}.{generation}.{SEALED_SUFFIX}"
+    sealed = json.dumps({"settings": settings, "info": info}, sort_keys=True).encode()
+    write_atomic(directory / files[SETTINGS_ROLE], key.seal(sealed, _aad(SETTINGS_ROLE, generation)), mode=0o600)
     manifest: dict[str, Any] = {"format": SEALED_FORMAT, "generation": generation, "files": files,
-                                "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    if key is None:
-        write_atomic(directory / SETTINGS, (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode())
-        manifest.update(info)
-    else:
-        name = f"{SETTINGS_ROLE}.{generation}.{SEALED_SUFFIX}"
-        sealed = json.dumps({"settings": settings, "info": info}, sort_keys=True).encode()
-        write_atomic(directory / name, key.seal(sealed, _aad(SETTINGS_ROLE, generation)), mode=0o600)
-        files[SETTINGS_ROLE] = name
-        manifest["encryption"] = key.describe()
-        manifest["mac"] = key.mac(_canonical(manifest))
+                                "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "encryption": key.describe()}
+    manifest["mac"] = key.mac(_canonical(manifest))
     write_atomic(directory / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
-    keep = {MANIFEST, *files.values(), *(() if key is not None else (SETTINGS,))}
-    roles = {*parts, SETTINGS_ROLE}
+    keep = {MANIFEST, *files.values()}
+    roles = {*dumps, SETTINGS_ROLE}
     for stale in directory.iterdir():  # earlier generations and leftovers of interrupted saves
         if stale.name not in keep and (stale.name.split(".")[0] in roles or stale.name.startswith(".")
                                        or stale.name == SETTINGS):
@@ -196,9 +173,10 @@ def write_file(directory: Path, name: str, write: Callable[[Path], None]) -> Non
     fsync(directory)
 
 
-def current(directory: str | Path) -> dict[str, Any]:
+def current(directory: str | Path, chunks: ChunkStore | None = None) -> dict[str, Any]:
     """The last committed manifest of a plaintext index: ``manifest.json``, or the newer one its chunk store
-    committed when the process died before replacing the file; ``{}`` when there is no index."""
+    committed when the process died before replacing the file; ``{}`` when there is no index. ``chunks``: that
+    chunk store, already open (else it is opened here for the moment)."""
     directory = Path(directory)
     if not (directory / MANIFEST).exists():
         return {}
@@ -207,11 +185,14 @@ def current(directory: str | Path) -> dict[str, Any]:
         return manifest
     from medrag.stores.chunks import ChunkStore
 
-    store = ChunkStore.load(directory / _name(directory, manifest, "chunks"))
+    path = directory / file_of(directory, manifest, "chunks")
+    store = chunks if chunks is not None and chunks.path is not None and chunks.path.name == path.name \
+        and chunks.lives_in(directory) else ChunkStore.load(path)
     try:
         state = store.state()
     finally:
-        store.db.close()
+        if store is not chunks:
+            store.db.close()
     if state is not None and state[0] > int(manifest["generation"]):
         log.warning("index %s: generation %d was committed but its manifest not written; using it", directory,
                     state[0])
@@ -219,7 +200,8 @@ def current(directory: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def _name(directory: Path, manifest: dict[str, Any], role: str) -> str:
+def file_of(directory: Path, manifest: dict[str, Any], role: str) -> str:
+    """The file name a manifest gives ``role`` (``chunks``), checked; a clear error when it names none."""
     name = manifest["files"].get(role)
     if not isinstance(name, str) or "/" in name or name.startswith("."):
         raise MedRAGError(f"corrupt index manifest in {directory}: no {role} file")

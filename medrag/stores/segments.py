@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from medrag.errors import MedRAGError
+from medrag.fileio import link_or_copy
 from medrag.stores.layout import write_file
 
 log = logging.getLogger(__name__)
@@ -229,7 +230,7 @@ class Segments:
             for n, s in enumerate(self.sealed):
                 if s.directory.resolve() != directory.resolve():
                     name = _free(directory, s.file, f"vectors.{generation}.l{n}.{self.suffix}")
-                    write(name, lambda path, src=s.directory / s.file: _link(src, path))  # never over a live file
+                    write(name, lambda path, src=s.directory / s.file: link_or_copy(src, path))  # never over a live file
                     s.file, s.directory = name, directory
             if self.fresh.count():
                 first, last = self._fresh_range
@@ -280,16 +281,25 @@ class Segments:
         return found
 
     def whole(self) -> Any:
-        """Every live vector in one in-memory store of the backend (an encrypted index saves it so)."""
+        """Every live vector in one in-memory store of the backend (an encrypted index saves it so); the
+        segments themselves are left as they are."""
         with self._lock:
-            return self._merged(self.sealed, include_fresh=True)
+            if not self.sealed:
+                return self.fresh
+            if not hasattr(self.backend, "merge"):
+                raise MedRAGError(f"the {self.backend.__name__} vector store cannot merge segments (no merge)")
+            copy = (self.backend.open_bytes(self.fresh.to_bytes(), self.options, self.threads) if self.fresh.count()
+                    else None)  # a merge consumes what it merges
+            return self._merge_stores(self.sealed, copy)[0]
 
-    def _merged(self, segments: list[Segment], include_fresh: bool = False) -> Any:
-        stores = [_open(self.backend, s.directory / s.file, self.options, self.threads) for s in segments]
-        if include_fresh:
-            stores.append(self.fresh)
-        dead = self.tombstones[self._in_sealed(self.tombstones)] if segments else np.zeros(0, np.int64)
-        return self.backend.merge(stores, dead, self._dim, self.options, self.threads)
+    def _merge_stores(self, segments: list[Segment], extra: Any = None) -> tuple[Any, np.ndarray]:
+        """Adjacent ``segments`` (read whole, not mapped) and ``extra`` merged into one store without the
+        tombstones in their range; the store and those tombstones."""
+        with self._lock:  # a snapshot; the merge itself runs unlocked (in a background thread during an ingest)
+            dead = self.tombstones[(self.tombstones >= segments[0].first) & (self.tombstones <= segments[-1].last)]
+            stores = [_open(self.backend, s.directory / s.file, self.options, self.threads) for s in segments]
+        return self.backend.merge([*stores, *([extra] if extra is not None else [])], dead, self._dim, self.options,
+                                  self.threads), dead
 
     def plan_merge(self, factor: int) -> list[Segment]:
         """The adjacent segments to merge next: the newest run of at least ``factor`` segments each smaller than
@@ -313,13 +323,10 @@ class Segments:
         if len(segments) < 1 or not hasattr(self.backend, "merge"):
             return None
         with self._lock:
-            dead = self.tombstones[(self.tombstones >= segments[0].first) & (self.tombstones <= segments[-1].last)]
             directory = segments[0].directory
             name = f"vectors.{segments[0].first}-{segments[-1].last}.merged.{self.suffix}"
             self._pending |= {name, f".{name}.tmp"}  # a checkpoint's sweep leaves them alone
-            stores = [_open(self.backend, s.directory / s.file, self.options, self.threads) for s in segments]
-        merged = self.backend.merge(stores, dead, self._dim, self.options, self.threads)
-        del stores
+        merged, dead = self._merge_stores(segments)
         write_file(directory, name, merged.save)
         return MergedSegment([s.file for s in segments], segments[0].first, segments[-1].last, name, directory,
                              merged.count(), dead)
@@ -352,7 +359,7 @@ class Segments:
             return
         if merged.directory.resolve() != directory.resolve():
             name = _free(directory, merged.file, f"vectors.{merged.first}-{merged.last}.merged.l.{self.suffix}")
-            write(name, lambda path: _link(merged.directory / merged.file, path))
+            write(name, lambda path: link_or_copy(merged.directory / merged.file, path))
             merged.file, merged.directory = name, directory
         store = _open(self.backend, directory / merged.file, self.options, self.threads, mmap=True)
         self.sealed[at:at + len(merged.files)] = [Segment(merged.file, directory, store, merged.first, merged.last,
@@ -387,16 +394,6 @@ def _open(backend: Any, path: Path, options: Any, threads: int, *, mmap: bool = 
 def _free(directory: Path, name: str, other: str) -> str:
     """``name``, or ``other`` when a file of that name is already in ``directory`` (never write over a live one)."""
     return name if not (directory / name).exists() else other
-
-
-def _link(source: Path, target: Path) -> None:
-    import os
-    import shutil
-
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
 
 
 def _write_npy(path: Path, array: np.ndarray) -> None:
