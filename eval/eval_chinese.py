@@ -36,6 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from medrag import MedRAG
 from medrag.errors import MedRAGError
+from medrag.evaluation.datasets import jsonl_rows
 from medrag.i18n import Translator, index_idf
 
 log = logging.getLogger("eval_chinese")
@@ -47,13 +48,7 @@ VARIANTS = ("en", "zh", "zh_raw", "zh_specific", "zh_no_glossary", "zh_no_idf")
 def load_dev(path: Path) -> list[dict[str, Any]]:
     """The dev set; each line needs id, question, english, script, scope, split and gold."""
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        missing = {"id", "question", "english", "script", "scope", "split", "gold"} - row.keys()
-        if missing:
-            raise MedRAGError(f"{path}:{n}: missing {', '.join(sorted(missing))}")
+    for n, row in jsonl_rows(path, ("id", "question", "english", "script", "scope", "split", "gold")):
         if row["scope"] == "in" and not row["gold"]:
             raise MedRAGError(f"{path}:{n}: an in-scope question needs gold documents")
         rows.append(row)

@@ -22,6 +22,12 @@ log = logging.getLogger(__name__)
 MAX_NOTE_CHARS = 200_000  # a note longer than this is not one note
 MAX_PROBLEMS = 8  # problems answered per case (the first ones: diagnoses come first in a note)
 QUESTION = "What is the treatment and workup for {problem}?"
+#: clinical qualifiers a consumer or guideline page rarely writes: the problem is asked about without them
+#: ("Acute on chronic systolic heart failure" -> "heart failure"), so the answerer's gate finds its topic covered
+_QUALIFIER = re.compile(r"\b(?:acute on chronic|acute|chronic|systolic|diastolic|mellitus|decompensated|"
+                        r"uncontrolled|poorly controlled|exacerbation of|"
+                        r"(?:nyha )?(?:stage|grade|class) [0-9ivx]+[ab]?)\b", re.IGNORECASE)
+_CLAUSE = re.compile(r"\s+(?:due to|secondary to|in the setting of|status post|s/p)\b.*$", re.IGNORECASE)
 
 
 class Asker(Protocol):
@@ -98,6 +104,12 @@ def analyse_similar(notes: Asker, case: CaseAnalysis, n: int) -> list[Passage]:
     return [Passage.from_hit(i, h) for i, h in enumerate(hits, 1)]
 
 
+def condition_of(problem: str) -> str:
+    """A problem as the condition it names, without clinical qualifiers (acuity, stage, "mellitus", "due to ...")."""
+    text = " ".join(_QUALIFIER.sub(" ", _CLAUSE.sub("", problem)).split())
+    return text or problem
+
+
 def analyse(rag: Asker, note: str, *, k: int | None = None, strict: bool | None = None,
             max_problems: int = MAX_PROBLEMS) -> CaseAnalysis:
     """De-identify ``note`` in memory, find its problems and medications, and answer each problem from ``rag``."""
@@ -118,11 +130,11 @@ def analyse(rag: Asker, note: str, *, k: int | None = None, strict: bool | None 
     emergency = _red_flags(text)
     log.info("case: %d problems, %d PHI spans removed", len(problems), sum(cleaned.counts.values()))
     evidence = [ProblemEvidence(problem=p.text, section=p.section,
-                                answer=rag.ask(QUESTION.format(problem=p.text), k=k, strict=strict))
+                                answer=rag.ask(QUESTION.format(problem=condition_of(p.text)), k=k, strict=strict))
                 for p in problems]
     meds = [m.text for m in extract_medications(text)]
     return CaseAnalysis(emergency=emergency is not None, notices=[emergency.message] if emergency else [],
                         problems=evidence, medications=meds, phi_removed=dict(cleaned.counts))
 
 
-__all__ = ["CaseAnalysis", "ProblemEvidence", "analyse", "analyse_similar"]
+__all__ = ["CaseAnalysis", "ProblemEvidence", "analyse", "analyse_similar", "condition_of"]

@@ -39,6 +39,8 @@ class Chunk:
     title: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     id: int | None = None  # row id in the chunk store, set once stored
+    #: a passage widened by its document neighbours: the stored chunks whose texts, one per line, make ``text``
+    parts: tuple[int, ...] = ()
 
     @property
     def embed_text(self) -> str:

@@ -11,8 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from medrag import safety
-from medrag.answer import Answer, Citation, Passage, Sentence
+from medrag.answer import Answer
 from medrag.case import CaseAnalysis, analyse_similar
 from medrag.chunking import Chunker
 from medrag.deid import index_keyed
@@ -20,11 +19,11 @@ from medrag.embedding import Embedder
 from medrag.errors import MedRAGError
 from medrag.filters import Filter, parse_filter
 from medrag.generation import Generator, make_generator
-from medrag.i18n import IDF, index_idf, message, translate
+from medrag.i18n import IDF, index_idf
 from medrag.ingest import IngestReport, ingest
 from medrag.lexical import LEXICAL
 from medrag.reranking import Reranker
-from medrag.retrieval import Hit, Retriever
+from medrag.retrieval import Found, Hit, Retriever
 from medrag.sentences import SentenceVectors
 from medrag.settings import RETRIEVERS, Settings
 from medrag.sources import PubMedQuery
@@ -292,79 +291,44 @@ class MedRAG:
                        rerank: bool = True) -> list[list[Hit]]:
         """The ``k`` best passages for each question, searched in one batch per store (``query_vectors``: the
         questions' embeddings, when already computed; ``rerank``: let the settings' reranker re-order them)."""
+        self._check_search(retriever)
+        where = parse_filter(where) if isinstance(where, str) else where
+        return self.retriever.search(list(questions), k or self.settings.retrieval.k, where, retriever, query_vectors,
+                                     rerank)
+
+    def find(self, question: str, k: int | None = None, *, where: Filter | str | None = None,
+             retriever: str | None = None, query_vectors: np.ndarray | None = None, dense_k: int = 0) -> Found:
+        """``retrieve``, with the ``dense_k`` best dense hits (by cosine) from the same search: what an answer
+        and its abstention need, in one store call (``Retriever.find``)."""
+        self._check_search(retriever)
+        where = parse_filter(where) if isinstance(where, str) else where
+        return self.retriever.find([question], k or self.settings.retrieval.k, where, retriever, query_vectors,
+                                   dense_k=dense_k)[0]
+
+    def _check_search(self, retriever: str | None) -> None:
         if self.vectors.count() and self.vectors.dim != self.embedder.dim:
             raise MedRAGError(f"embedder {self.settings.embedding.model} makes {self.embedder.dim}-d vectors, "
                               f"the index holds {self.vectors.dim}-d ones")
         if retriever is not None and retriever not in RETRIEVERS:
             raise MedRAGError(f"unknown retriever {retriever!r}; choose from {', '.join(RETRIEVERS)}")
-        where = parse_filter(where) if isinstance(where, str) else where
-        return self.retriever.search(list(questions), k or self.settings.retrieval.k, where, retriever, query_vectors,
-                                     rerank)
 
     def ask(self, question: str, *, k: int | None = None, generator: str | None = None,
             where: Filter | str | None = None, retriever: str | None = None, context: str | None = None,
             strict: bool | None = None, on_token: Callable[[str], None] | None = None) -> Answer:
-        """Retrieve passages and answer from them; every ``[n]`` in the answer is a cited source.
+        """Retrieve passages and answer from them; every ``[n]`` in the answer is a cited source, numbered by
+        first appearance (``medrag.answering``; docs/answer.md).
 
-        An emergency in the question puts a call-for-help message first. Weak evidence (the dense
-        cosines of the best passages, calibrated) abstains without calling the generator. Each answer
+        An emergency in the question puts a call-for-help message first. A long message is searched by its
+        focus. Weak evidence (the dense cosines of the best passages, calibrated) abstains without calling the
+        generator. The generator reads each passage widened by its document neighbours. Each answer
         sentence is checked against the passages it cites; ``strict`` drops unsupported ones.
         ``context`` (age, conditions, drugs) shapes retrieval and the prompt and is stored nowhere.
         ``on_token`` receives a language model's raw text as it is generated, before any check.
         """
-        s = self.settings.safety
-        tr = translate(question, self._idf)  # a Chinese question is searched in English; others pass through
-        lang, trad = tr.language, tr.traditional
-        emergency = safety.detect_emergency(question)  # on the question as asked
-        notices = [n for n in (emergency.message if emergency else None,
-                               None if tr.translated else safety.language_notice(question, self.settings.embedding.model),
-                               message("untranslated", lang, traditional=trad, terms="、".join(tr.untranslated))
-                               if tr.untranslated and tr.query else None) if n]
-        common = {"question": question, "language": lang, "query": tr.query if tr.translated else "",
-                  "emergency": emergency is not None, "disclaimer": message("disclaimer", lang, traditional=trad)}
-        if tr.translated and not tr.query.strip():  # nothing could be translated: say which terms, search nothing
-            gen_name = self.generator(generator).name
-            return Answer(body=message("nothing_translated", lang, traditional=trad, terms="、".join(tr.untranslated)),
-                          notices=notices, generator=gen_name, abstained=True, **common)
-        searched = tr.query
-        query = f"{searched} (patient: {context.strip()})" if context and context.strip() else searched
-        vector = self.embedder.embed_queries([query])  # embedded once: for the answer's and the abstention's search
-        hits = self.retrieve_batch([query], k, where=where, retriever=retriever, query_vectors=vector)[0]
-        dense = self.retrieve_batch([query], safety.MARGIN_DEPTH, where=where, retriever="dense",
-                                    query_vectors=vector, rerank=False)[0]
-        coverage = (self.lexical.coverage(searched, [h.chunk.id for h in dense])
-                    if self.lexical is not None and s.abstain_coverage_weight else None)
-        gen = self.generator(generator)
-        abstained = not hits or safety.abstain([h.score for h in dense], s.abstain_threshold, s.abstain_margin_weight,
-                                               coverage, s.abstain_coverage_weight)
-        asked = query  # a language model is asked in the user's language, with the English it was searched with
-        if tr.translated and gen.name != "extractive":
-            asked = f"{question} ({query}) {message('answer_language', lang)}"
-        result = None if abstained else gen.generate(asked, [h.chunk for h in hits], on_token=on_token)
-        checked: list[safety.SentenceSupport] = []
-        removed = 0
-        if result is None:
-            body = message("no_evidence" if not hits else "abstain", lang, traditional=trad)
-        else:
-            text, removed = safety.remove_doctor_claims(result.text)
-            checker = safety.SupportChecker(self.embedder, s.support_threshold)
-            checked = checker.check(safety.split_answer(text), [h.chunk.text for h in hits])
-            if strict if strict is not None else s.strict:
-                removed += sum(not c.supported for c in checked)
-                checked = [c for c in checked if c.supported]
-            body = " ".join(f"{c.text} {''.join(f'[{n}]' for n in c.citations)}".strip() for c in checked)
-            if not body:
-                body = message("no_sentence", lang, traditional=trad)
-            elif tr.translated and gen.name == "extractive":  # quoted English sentences, introduced in the user's
-                body = f"{message('sources_english', lang, traditional=trad)}\n{body}"
-        cited = sorted({n for c in checked for n in c.citations})
-        return Answer(body=body, notices=notices, citations=[_citation(n, hits[n - 1]) for n in cited],
-                      generator=result.generator if result else gen.name,
-                      retrieved=[Passage.from_hit(n, h) for n, h in enumerate(hits, 1)],
-                      invalid_citations=result.invalid_citations if result else 0, abstained=abstained,
-                      removed_sentences=removed,
-                      sentences=[Sentence(text=c.text, citations=c.citations, support=round(c.support, 4),
-                                          supported=c.supported) for c in checked], **common)
+        from medrag.answering.ask import ask
+
+        return ask(self, question, k=k, generator=generator, where=where, retriever=retriever, context=context,
+                   strict=strict, on_token=on_token)
 
     def case(self, note: str, *, k: int | None = None, similar: int = 0, strict: bool | None = None,
              similar_from: MedRAG | None = None) -> CaseAnalysis:
@@ -414,10 +378,3 @@ class _Clock:
         now = time.perf_counter()
         self.laps[name] = round(now - self._last, 4)
         self._last = now
-
-
-def _citation(n: int, hit: Hit) -> Citation:
-    meta = hit.chunk.metadata
-    return Citation(n=n, pmid=hit.chunk.pmid, url=hit.chunk.url, title=hit.chunk.title,
-                    journal=meta.get("journal"), year=meta.get("year"), source=meta.get("source"),
-                    score=round(hit.score, 4), text=hit.chunk.text)

@@ -32,6 +32,14 @@ class Hit:
     dense: float | None = None  # the chunk's cosine to the question, when the dense side found it
 
 
+@dataclass(frozen=True)
+class Found:
+    """One question's search: the ranked ``hits`` and its ``dense`` side's best (cosines, for abstention)."""
+
+    hits: list[Hit]
+    dense: list[Hit]
+
+
 class Retriever:
     """Searches the vector store, the BM25 index or both (fused by RRF or normalised scores)."""
 
@@ -51,6 +59,12 @@ class Retriever:
         ``query_vectors`` are the questions' embeddings when the caller already has them; with a reranker
         (and ``rerank``) the top ``rerank_depth`` are re-ordered by it and scored with its scores.
         """
+        return [f.hits for f in self.find(questions, k, where, mode, query_vectors, rerank)]
+
+    def find(self, questions: Sequence[str], k: int, where: Filter | None = None, mode: str | None = None,
+             query_vectors: np.ndarray | None = None, rerank: bool = True, dense_k: int = 0) -> list[Found]:
+        """``search``, with each question's ``dense_k`` best dense hits (scored by cosine) from the same store
+        call: what abstention weighs (the dense side runs for them whatever ``mode``)."""
         for q in questions:
             if not q or not q.strip():
                 raise MedRAGError('empty question: ask something, e.g. medrag ask "What causes anemia?"')
@@ -64,24 +78,28 @@ class Retriever:
         depth = max(k, rerank_depth, self.settings.retrieval.fusion_candidates if mode == "hybrid" else k) * (
             FILTER_OVERFETCH if filtered else 1)
         dense = bm25 = None
-        if mode != "bm25":
+        if mode != "bm25" or dense_k:
             if query_vectors is None:
                 query_vectors = self.embedder.embed_queries(list(questions))
-            dense = self.vectors.search(query_vectors, depth)
+            dense = self.vectors.search(query_vectors, max(depth, dense_k * (FILTER_OVERFETCH if filtered else 1)))
         if mode != "dense":
             bm25 = self.lexical.search(list(questions), depth)
-        ranked = [self._fuse(row, dense, bm25) for row in range(len(questions))]
-        found = self.chunks.get(sorted({i for r in ranked for i, _ in r}))
-        results = []
+        ranked = [self._fuse(row, dense if mode != "bm25" else None, bm25) for row in range(len(questions))]
+        near = [[(int(i), float(c)) for c, i in zip(dense[0][row], dense[1][row]) if i >= 0]
+                if dense is not None and dense_k else [] for row in range(len(questions))]
+        found = self.chunks.get(sorted({i for r in (*ranked, *near) for i, _ in r}))
+        results, closest = [], []
         for row, r in enumerate(ranked):
             # this question's own cosines (a chunk found for several questions has one per question)
             cosine = ({int(i): float(c) for c, i in zip(dense[0][row], dense[1][row]) if i >= 0}
                       if dense is not None else {})
             hits = [Hit(found[i], s, cosine.get(i)) for i, s in r if i in found]
             results.append([h for h in hits if not filtered or where.matches(h.chunk.metadata)])
+            by_cosine = [Hit(found[i], c, c) for i, c in near[row] if i in found]
+            closest.append([h for h in by_cosine if not filtered or where.matches(h.chunk.metadata)][:dense_k])
         if rerank_depth > 0:
             results = self._rerank(questions, results, rerank_depth)
-        return [hits[:k] for hits in results]
+        return [Found(hits[:k], near_hits) for hits, near_hits in zip(results, closest)]
 
     def _rerank(self, questions: Sequence[str], results: list[list[Hit]], depth: int) -> list[list[Hit]]:
         """Each question's top ``depth`` hits re-ordered by the cross-encoder (scored in one batch); the rest

@@ -101,13 +101,15 @@ class SentenceVectors:
         self.store = store
 
     def of(self, passages: Sequence[Chunk]) -> list[PassageSentences]:
-        """One ``PassageSentences`` per passage, in order."""
+        """One ``PassageSentences`` per passage, in order (a widened passage's from its parts' stored rows)."""
         texts = [sentences_of(p) for p in passages]
-        stored = self.store.sentence_vectors([p.id for p in passages if p.id is not None], self.embedder.dim) \
+        keys = [list(p.parts) or ([p.id] if p.id is not None else []) for p in passages]
+        stored = self.store.sentence_vectors([i for k in keys for i in k], self.embedder.dim) \
             if self.store is not None else {}
         found: list[np.ndarray | None] = []
-        for p, t in zip(passages, texts):
-            v = stored.get(p.id) if p.id is not None else None
+        for k, t in zip(keys, texts):
+            rows = [stored.get(i) for i in k]
+            v = np.concatenate(rows) if k and all(r is not None for r in rows) else None
             found.append(v if v is not None and len(v) == len(t) else None)
         todo = [i for i, v in enumerate(found) if v is None]
         if todo:  # an index built before sentence vectors were stored, or a passage not from the index

@@ -152,15 +152,25 @@ class GenerationSettings(Group):
 
 
 class SafetySettings(Group):
-    """Thresholds calibrated for all-MiniLM-L6-v2 on dev data (eval/reports/answering.md)."""
+    """Thresholds calibrated for all-MiniLM-L6-v2 on dev data (eval/reports/answering.md; the abstention gate
+    recalibrated with consumer messages gated on their focus: eval/reports/consumer.md)."""
 
-    abstain_threshold: float = Field(0.52, description="confidence below this: abstain")
+    abstain_threshold: float = Field(0.45, description="confidence below this: abstain")
     abstain_margin_weight: float = Field(0.0, description="x (top1 - top5 cosine)")
-    abstain_coverage_weight: float = Field(0.15, description="x (1 - IDF-weighted share of the question's stems "
+    abstain_coverage_weight: float = Field(0.35, description="x (1 - IDF-weighted share of the question's stems "
                                                              "in the top-5 passages)")
     support_threshold: float = Field(0.65, description="a sentence is supported when this close to a cited "
                                                        "passage's sentence")
     strict: bool = Field(False, description="drop unsupported sentences instead of flagging them")
+
+
+class AnswerSettings(Group):
+    """How an answer is built from the retrieved passages (``medrag.answering``; docs/answer.md)."""
+
+    focus: bool = Field(True, description="search a long consumer message by its focus (greetings, backstory and "
+                                          "signatures dropped; ages, drugs and conditions kept)")
+    expand: bool = Field(True, description="read a chosen sentence's neighbouring chunks of the same document "
+                                           "(a list and its lead-in, the sentence a 'These' refers to)")
 
 
 class IngestSettings(Group):
@@ -261,6 +271,7 @@ class Settings(Group):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     threads: int = Field(0, ge=0, description="CPU threads for torch and FAISS; 0: every core")
 

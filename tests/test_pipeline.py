@@ -29,7 +29,8 @@ def test_index_layout_and_counts(small_index: Path, rag: MedRAG, tmp_path: Path)
     legacy = Path(__file__).parent / "data" / "legacy_index" / "index" / "settings.json"  # the flat form
     older = {k: v for k, v in json.loads(legacy.read_text()).items() if k not in ("abstain_coverage_weight", "threads")}
     (tmp_path / "older.json").write_text(json.dumps(older))
-    assert Settings.load(tmp_path / "older.json") == Settings(abstain_coverage_weight=0.0).replace(**{
+    assert Settings.load(tmp_path / "older.json") == Settings(abstain_coverage_weight=0.0,
+                                                              abstain_threshold=0.52).replace(**{
         "embedding.backend": "torch", "embedding.precision": "fp32", "lexical.backend": "bm25s"})
     info = rag.info()
     assert info["chunks"] == info["vectors"] == manifest["chunks"] > info["documents"] > 30

@@ -98,7 +98,8 @@ def test_an_index_without_sentence_vectors_still_answers_the_same_way(index_copy
     answer = old.ask(QUESTION)
     assert counting.documents > 0
     assert answer.citations and answer.abstained == expected.abstained
-    assert [p.chunk_id for p in answer.retrieved] == [p.chunk_id for p in expected.retrieved]
+    # the same passages (numbered cited-first, so their order follows what each answer quotes)
+    assert sorted(p.chunk_id for p in answer.retrieved) == sorted(p.chunk_id for p in expected.retrieved)
     assert all(s.supported for s in answer.sentences)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,26 @@ def _json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError) as exc:
         raise MedRAGError(f"cannot read {path}: {exc}") from exc
+
+
+def jsonl_rows(path: Path, required: Iterable[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of each non-blank line of a JSONL dev set; a line missing a ``required`` key, or
+    not JSON, is a one-line error naming it."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise MedRAGError(f"cannot read {path}: {exc}") from exc
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise MedRAGError(f"{path}:{n}: not JSON ({exc})") from None
+        missing = set(required) - row.keys()
+        if missing:
+            raise MedRAGError(f"{path}:{n}: missing {', '.join(sorted(missing))}")
+        yield n, row
 
 
 def _xml(path: Path) -> Any:

@@ -151,3 +151,21 @@ def rouge(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> di
         for name, values in best.items():
             values.append(max((s[name].fmeasure for s in scores), default=0.0))
     return {name: mean(values) for name, values in best.items()}
+
+
+# -- nuggets (key facts of an ideal answer) ------------------------------------------------------
+@lru_cache(maxsize=4096)
+def _nugget_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def nugget_matches(text: str, nuggets: Sequence[Sequence[str]]) -> list[bool]:
+    """For each nugget (a list of regex alternatives), whether any of its patterns occurs in ``text``,
+    ignoring case; word boundaries are the patterns' business."""
+    return [any(_nugget_regex(p).search(text) for p in patterns) for patterns in nuggets]
+
+
+def nugget_recall(text: str, nuggets: Sequence[Sequence[str]]) -> float:
+    """Share of the nuggets that ``text`` matches (``nugget_matches``); 0 for no nuggets."""
+    found = nugget_matches(text, nuggets)
+    return sum(found) / len(found) if found else 0.0

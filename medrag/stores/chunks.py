@@ -314,6 +314,19 @@ class ChunkStore:
                                    metadata=json.loads(meta), id=rid)
         return found
 
+    def neighbours(self, chunks: Sequence[Chunk], before: int = 1, after: int = 1) -> dict[int, list[Chunk]]:
+        """Each stored chunk's document neighbours, itself included, in document order: the chunks at most
+        ``before`` places before and ``after`` places after it (keyed by the chunk's id)."""
+        out: dict[int, list[Chunk]] = {}
+        for chunk in chunks:
+            if chunk.id is None:
+                continue
+            rows = self._rows("SELECT id, idx, title, text FROM chunks WHERE doc_id = ? AND idx BETWEEN ? AND ? "
+                              "ORDER BY idx", (chunk.doc_id, chunk.index - before, chunk.index + after))
+            out[chunk.id] = [Chunk(doc_id=chunk.doc_id, index=idx, text=text, title=title, metadata=chunk.metadata,
+                                   id=rid) for rid, idx, title, text in rows]
+        return out
+
     def add_sentence_vectors(self, vectors: dict[int, np.ndarray]) -> None:
         """Store each chunk's sentence vectors (rows in ``passage_sentences`` order), as float16."""
         rows = [(int(i), np.ascontiguousarray(v, dtype=np.float16).tobytes()) for i, v in vectors.items()]
