@@ -10,7 +10,7 @@ and the server's ``/v1/ask`` follow (docs/answer.md).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
@@ -82,6 +82,8 @@ class Sentence(Part):
     citations: list[int]
     support: float = Field(description="cosine to the closest sentence of a cited passage")
     supported: bool
+    layout: Literal["line", "item", "same"] = Field(
+        "line", description="where it stands in the body: starts a line, starts a list item, or goes on the line")
 
 
 class Answer(Part):

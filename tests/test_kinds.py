@@ -35,6 +35,7 @@ CONSUMER = [
     ("What is metformin used for?", "treatment"),
     # symptoms
     ("What are the signs of a stroke?", "symptoms"),
+    ("Does high blood pressure cause symptoms?", "symptoms"),
     ("How do I know if I have the flu or just a cold?", "symptoms"),
     ("What does a panic attack feel like?", "symptoms"),
     ("early warning signs of diabetes in kids", "symptoms"),
@@ -66,6 +67,7 @@ CONSUMER = [
     ("What does a high PSA test result mean?", "diagnosis"),
     # outlook
     ("What is the life expectancy with COPD?", "outlook"),
+    ("What health problems can obesity cause?", "outlook"),
     ("Can type 2 diabetes be cured?", "outlook"),
     ("Will my tinnitus go away on its own?", "outlook"),
     ("What are the complications of untreated sleep apnea?", "outlook"),

@@ -113,7 +113,11 @@ def test_keyboard_only_at_phone_width_cited_answer_and_citation_link(page: Any, 
     assert links.first.get_attribute("href") == first.url and first.url.startswith(("https://", "http://"))
     assert links.first.get_attribute("rel") == "noopener noreferrer"
     assert page.locator("#answer-body .support").count() == len(expected.sentences)
+    # the answer's lines and list items as the body lays them out; sources numbered 1, 2, ... as cited
+    assert page.locator("#answer-body li").count() == sum(s.layout == "item" for s in expected.sentences)
+    assert page.locator("#answer-body p").count() == sum(s.layout == "line" for s in expected.sentences)
     assert page.locator("#sources li").count() == len(expected.citations)
+    assert [c.n for c in expected.citations] == list(range(1, len(expected.citations) + 1))
     sync_api.expect(page.locator("#answer-disclaimer")).to_contain_text("not medical advice")
     sync_api.expect(page.locator("#emergency")).to_be_hidden()
     # the page fits a phone: nothing wider than the screen

@@ -100,28 +100,30 @@ def ask(rag: MedRAG, question: str, *, k: int | None = None, generator: str | No
                   invalid_citations=result.invalid_citations if result else 0, abstained=abstained,
                   removed_sentences=removed,
                   sentences=[Sentence(text=c.text, citations=[new[n] for n in c.citations if n in new],
-                                      support=round(c.support, 4), supported=c.supported) for _, c in checked],
+                                      support=round(c.support, 4), supported=c.supported, layout=place)
+                             for place, c in checked],
                   **common)
 
 
 def check(text: str, passages: Sequence[Chunk], checker: safety.SupportChecker
           ) -> list[tuple[str, safety.SentenceSupport]]:
-    """Each answer sentence checked against the passages it cites, with where it stands in the answer's layout:
-    ``"\\n"`` (starts a line), ``"- "`` (starts a list item) or ``" "`` (goes on the line)."""
+    """Each answer sentence checked against the passages it cites, with where it stands in the answer's layout
+    (``Sentence.layout``): ``line`` (starts a line), ``item`` (starts a list item) or ``same`` (goes on the line)."""
     sentences: list[tuple[str, list[int]]] = []
     places: list[str] = []
     for line in text.split("\n"):
         bullet = _BULLET.match(line.strip())
         found = safety.split_answer(line.strip()[bullet.end():] if bullet else line.strip())
-        # a marker cites the uncited sentences of its line before it ("- A. B. [2]", 'See "Why?" [2]')
+        # a marker ending a line cites the uncited sentences before it ("- A. B. [2]", 'See "Why?" [2]')
         markers = list(CITATION.finditer(line))
-        following: list[int] = marker_numbers(markers[-1].group(2)) if markers else []
-        for i, (sentence, cited) in reversed(list(enumerate(found))):
-            following = cited or following
-            found[i] = (sentence, cited or following)
+        if markers and markers[-1].end() >= len(line.rstrip()):
+            following = marker_numbers(markers[-1].group(2))
+            for i, (sentence, cited) in reversed(list(enumerate(found))):
+                following = cited or following
+                found[i] = (sentence, cited or following)
         for i, sentence in enumerate(found):
             sentences.append(sentence)
-            places.append(("- " if bullet else "\n") if i == 0 else " ")
+            places.append(("item" if bullet else "line") if i == 0 else "same")
     supports = checker.check(sentences, [p.text for p in passages])
     return list(zip(places, supports))
 
@@ -131,10 +133,10 @@ def lay_out(checked: Sequence[tuple[str, safety.SentenceSupport]]) -> str:
     lines: list[str] = []
     for place, c in checked:
         sentence = f"{c.text} {''.join(f'[{n}]' for n in c.citations)}".strip()
-        if place == " " and lines:
+        if place == "same" and lines:
             lines[-1] += f" {sentence}"
         else:
-            lines.append(f"- {sentence}" if place == "- " else sentence)
+            lines.append(f"- {sentence}" if place == "item" else sentence)
     return "\n".join(lines)
 
 

@@ -1,16 +1,22 @@
 """Choosing and laying out an extractive answer: passage sentences that carry an answer of the question's kind.
 
-A passage is read as *units*: a sentence, or a list (its lead-in line ending in ``:`` and the item lines under
-it). Each unit is scored by how well it answers a question of this kind on this topic, not by how close its
-wording is to the question's (a sentence restating the question is closest by construction):
+A passage is read as *units*: a sentence, or a list (a lead-in line ending in ``:``, "including", "such as" …
+and the bullet or short lines under it). On consumer-health pages (``CONSUMER``) each unit is scored by how well
+it answers a question of this kind on this topic, not by how close its wording is to the question's (a sentence
+restating the question is closest by construction):
 
 - ``relevance``: the cosine of the unit's sentence vectors to the question's (the topic);
-- ``kind``: the unit's share of the words that answers of the question's kind use (``KIND_CUES``), and a
-  learned per-kind head over the sentence vectors when one is given (``medrag.answering.head``);
+- ``kind``: how many of the things answers of this kind name it names (``KIND_CUES``: medicine classes,
+  symptoms, tests …, not the generic words every such page has);
+- ``frame``: it states the answer outright ("is treated with", "symptoms include": ``FRAMES``);
 - ``fit``: the passage answers this kind of question (its source's question type, or its title's kind);
-- ``echo``: a unit whose words are the question's own plus generic ones ("vary from mild to severe") says
-  nothing and is pushed down;
-- ``rank``: the passage's place in the retrieval order.
+- ``list``: a list, for a question whose answer is one;
+- ``rank``: the passage's place in the retrieval order;
+- against it, ``echo`` (its words are the question's and generic ones: "vary from mild to severe") and
+  ``aside`` (research under way, statistics, the publisher).
+
+Research abstracts (``RESEARCH``) are answered by relevance alone: there an expert's summary restates the
+question and what several abstracts say.
 
 The best units are taken while they add something (a near-paraphrase of a taken unit adds nothing) and the
 words allow (``budget``), then grouped by passage in document order. A list is kept as a list: its lead-in, then
@@ -79,7 +85,8 @@ FRAMES: dict[str, str] = {
                  r"options (?:\w+ ){0,3}include|(?:types|kinds) of (?:medicines|treatment)|the main treatment|"
                  r"(?:is|are) the (?:first|preferred|main|most)",
     "symptoms": r"symptoms? (?:\w+ ){0,5}(?:includes?|are|may include|can include)|signs (?:\w+ ){0,5}include|"
-                r"common symptoms?|main symptoms?|first sign|no symptoms",
+                r"common symptoms?|main symptoms?|first sign|no symptoms|(?:no|not|without|few) (?:\w+ ){0,3}"
+                r"(?:signs|symptoms)|symptoms (?:\w+ ){0,2}(?:do not|don't|may not|rarely)",
     "causes": r"(?:is|are|can be) caused by|causes? (?:\w+ ){0,4}(?:includes?|is|are)|(?:is|are) due to|results? from|"
               r"main cause|most common cause|happens when|occurs when",
     "prevention": r"(?:can|to|may|best way to|help) (?:\w+ ){0,2}prevent|lower (?:your|the) risk|ways? to prevent|"
@@ -93,6 +100,14 @@ FRAMES: dict[str, str] = {
                   r"syndrome|illness)|refers to|is when|in which",
 }
 _FRAMES = {kind: re.compile(pattern, re.IGNORECASE) for kind, pattern in FRAMES.items()}
+#: an answer that there is none ("usually has no symptoms", "there is no cure") names nothing, yet answers fully
+NONE_ANSWERS: dict[str, str] = {
+    "symptoms": r"\b(?:no|not|without|few) (?:\w+ ){0,3}(?:signs|symptoms)\b|\bsymptoms (?:\w+ ){0,2}(?:do not|don't|"
+                r"may not|rarely)\b|\bsilent\b",
+    "treatment": r"\bno (?:\w+ ){0,2}(?:cure|treatment)\b|\b(?:cannot|can't|can not) be (?:cured|treated)\b",
+    "prevention": r"\b(?:cannot|can't|can not) be prevented\b|\bno (?:\w+ ){0,2}(?:way to prevent|vaccine)\b",
+}
+_NONE = {kind: re.compile(pattern, re.IGNORECASE) for kind, pattern in NONE_ANSWERS.items()}
 _CUES = {kind: re.compile(rf"\b(?:{cues})", re.IGNORECASE) for kind, cues in KIND_CUES.items()}
 #: words that say nothing on their own: a unit made of these and the question's words echoes the question
 GENERIC = frozenset("""
@@ -112,7 +127,7 @@ just very too can may only one two three being get gets getting i me my am
 #: an opening that refers to something before the sentence ("This study" is its cited source: not dangling)
 _SOURCE = r"(?:study|studies|review|paper|article|trial|work|report|analysis|survey|cohort|series|case report)\b"
 DANGLING = re.compile(rf"^(?:(?:these|this|those|such)(?! {_SOURCE})|they|them|it|its|he|she|their|however|"
-                      r"in addition|additionally|instead|thus|therefore|otherwise|or,|but)\b|"
+                      r"in addition|additionally|instead|thus|therefore|otherwise|or|but)\b|"
                       r"\b(?:described|listed|mentioned|discussed|shown|noted) (?:above|earlier|before)\b",
                       re.IGNORECASE)
 #: a reference to text the reader never sees: never quoted
@@ -122,7 +137,9 @@ UNSEEN = re.compile(r"\b(?:described|listed|mentioned|discussed|shown) (?:above|
                     r"\bthis (?:article|page|fact sheet|section|topic)\b|\bmore information\b", re.IGNORECASE)
 _WORD = re.compile(r"[a-z][a-z'-]+")
 _BULLET = re.compile(r"^[-•*]\s+")
-MAX_ITEMS = 12  # list items kept under one lead-in
+MAX_ITEMS = 20  # list items kept under one lead-in
+_NEGATION = re.compile(r"\b(?:no|not|never|without|none|rarely|seldom|cannot|can't|don't|doesn't|isn't|aren't)\b",
+                       re.IGNORECASE)
 #: what a consumer answer can leave out: research under way, statistics, the publisher
 ASIDE = re.compile(r"\b(?:research(?:ers)?|scientists|studies (?:are|show)|clinical trials?|under investigation|"
                    r"future|statistics|percent of|million (?:people|americans|adults)|nih|niddk|nhlbi|funds?|"
@@ -154,9 +171,9 @@ NEGATIVE = ("echo", "aside")  # features that count against a unit
 
 
 def style_of(passages: Sequence[Chunk]) -> Style:
-    """CONSUMER when at least half the passages are consumer-health pages, else RESEARCH."""
-    consumer = sum(p.metadata.get("source_type") == "consumer_health" or "qtype" in p.metadata for p in passages)
-    return CONSUMER if passages and consumer * 2 >= len(passages) else RESEARCH
+    """The style of the best passage's page: CONSUMER for a consumer-health page, else RESEARCH."""
+    best = passages[0].metadata if passages else {}
+    return CONSUMER if best.get("source_type") == "consumer_health" or "qtype" in best else RESEARCH
 
 
 def content_words(text: str) -> set[str]:
@@ -166,7 +183,10 @@ def content_words(text: str) -> set[str]:
 
 
 def novelty(text: str, question: str) -> float:
-    """The share of a unit's content words that are neither the question's nor generic (0: an echo)."""
+    """The share of a unit's content words that are neither the question's nor generic (0: an echo); a negation
+    is news ("High blood pressure usually has no symptoms" answers "What are its symptoms?")."""
+    if _NEGATION.search(text) and not _NEGATION.search(question):
+        return 1.0
     words = content_words(text)
     if not words:
         return 0.0
@@ -175,10 +195,13 @@ def novelty(text: str, question: str) -> float:
 
 
 def kind_cue(text: str, kind: str) -> float:
-    """How much a unit names what answers of ``kind`` name: distinct cue matches, two or more count 1."""
+    """How much a unit names what answers of ``kind`` name: distinct cue matches, two or more count 1 (and so does
+    an answer that there is none: ``NONE_ANSWERS``)."""
     cue = _CUES.get(kind)
     if cue is None:
         return 0.0
+    if kind in _NONE and _NONE[kind].search(text):
+        return 1.0
     return min(1.0, len({m.lower() for m in cue.findall(text)}) / 2.0)
 
 
@@ -193,7 +216,7 @@ class Unit:
 
     passage: int  # 1-based passage number
     first: int  # the passage sentence it starts at
-    sentences: list[str]  # a list's lead-in first (or None lead-in: items only)
+    sentences: list[str]  # a sentence; or a list's lead-in, then its items
     vector: np.ndarray
     is_list: bool = False
     needs: int | None = None  # the sentence before it that a dangling opening refers to
@@ -269,6 +292,8 @@ def _items(lines: list[list[int]], i: int, sentences: Sequence[str]) -> list[lis
     ``:``-like ending, short lines of one sentence that are not headings (up to ``MAX_ITEMS``)."""
     lead = bare(sentences[lines[i][-1]])
     items: list[list[int]] = []
+    if _BULLET.match(sentences[lines[i][0]]) and not lead.endswith(":"):
+        return items  # an item of a list, not the lead-in of the next
     plain = bool(LEAD_IN.search(lead))
     for line in lines[i + 1:]:
         first = sentences[line[0]]
@@ -326,9 +351,7 @@ def choose(question: str, kind: str, passages: Sequence[Chunk], sentences: Seque
     w = style.weights
     units: list[Unit] = []
     seen: set[str] = set()
-    by_passage: dict[int, list[str]] = {}
     for n, (passage, (texts, vectors)) in enumerate(zip(passages, sentences), start=1):
-        by_passage[n] = texts
         fit = _fit(kind, passage)
         for unit in units_of(n, passage.text, texts, vectors):
             key = unit.text.lower()
@@ -378,7 +401,7 @@ def choose(question: str, kind: str, passages: Sequence[Chunk], sentences: Seque
 
 def _overlap(a: Unit, b: Unit) -> bool:
     """Whether unit ``a`` says little that ``b`` does not: a shared sentence, or 80 % of ``a``'s content words."""
-    if set(a.sentences) & set(b.sentences):
+    if {*a.context, *a.sentences} & {*b.context, *b.sentences}:
         return True
     wa, wb = content_words(a.text), content_words(b.text)
     return bool(wa) and len(wa & wb) / len(wa) > 0.8

@@ -117,6 +117,12 @@ EN_CUES: tuple[tuple[Kind, str], ...] = (
                 rf"would) {_WHO} die\b|\bdie (?:from|of)\b|\brecovery (?:time|period)\b|\bhow long (?:does|do|"
                 r"will|would|can|is|are|did)\b[^?.!]*\b(?:last|lasts|take to (?:heal|recover|go away|get better)|"
                 r"go away|recover|recovery)\b"),
+    # "What (health) problems can X cause?": what X leads to, not what causes X
+    ("outlook", r"\bwhat (?:other )?(?:health )?(?:problems|conditions|diseases|complications|effects|harm|damage)"
+                r" (?:can|could|does|do|will|may|might)\b[^?.!]*\b(?:cause|lead to|bring)\b"),
+    # "Does X cause symptoms?": a question about its symptoms
+    ("symptoms", rf"{_START}(?:does|do|can|will|would|could|might|may)\b[^?.!]*\b(?:cause|have|give|show)"
+                 r" (?:any )?(?:symptoms|signs)\b"),
     ("outlook", r"\bwhat (?:happens|will happen|would happen|could happen) (?:if|when)\b[^?.!]*\b(?:untreated|"
                 r"not treated|(?:don't|do not|doesn't|does not|didn't|never) (?:get )?treat\w*|isn't treated|"
                 r"ignored?)\b|\bwhat (?:can|could|does|will|would|might) [^?.!]*\blead to\b|"
@@ -415,7 +421,8 @@ description explain define definition meaning mean means main major common most 
 treatment treatments treat treated treating therapy therapies cure cured symptom symptoms sign signs cause causes
 caused prevent prevention prevented diagnosis diagnose diagnosed test tests risk risks factor factors outlook
 prognosis complication complications effect effects happen happens list name names workup work-up management
-manage managed evaluation evaluate option options
+manage managed evaluation evaluate option options protect protection avoid stop keep get getting help helps need
+know tell please way ways myself yourself himself herself ourselves themselves someone somebody person people
 """.split())
 _WORD = re.compile(r"[^\W_][\w'-]*")
 

@@ -135,8 +135,24 @@
   }
 
   function renderSentences(parent, sentences, byNumber) {
-    const p = el("p");
+    // Each sentence says where it stands (layout): a new line, a list item, or the same line; older servers
+    // send no layout, and their sentences make one paragraph.
+    let block = null;
+    let list = null;
     for (const s of sentences) {
+      const layout = s.layout || "same";
+      if (layout === "item") {
+        if (!list) {
+          list = el("ul", { class: "answer-list" });
+          parent.appendChild(list);
+        }
+        block = el("li");
+        list.appendChild(block);
+      } else if (layout === "line" || !block) {
+        list = null;
+        block = el("p");
+        parent.appendChild(block);
+      }
       const span = el("span", { class: "sentence" });
       appendMarked(span, s.text, byNumber);
       for (const n of s.citations || []) {
@@ -151,10 +167,9 @@
       mark.appendChild(el("span", { class: "sr-only" },
         s.supported ? " supported by its source" : " weakly supported: check the source"));
       span.appendChild(mark);
-      p.appendChild(span);
-      p.appendChild(document.createTextNode(" "));
+      block.appendChild(span);
+      block.appendChild(document.createTextNode(" "));
     }
-    parent.appendChild(p);
   }
 
   function renderSource(citation) {
