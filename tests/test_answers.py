@@ -193,3 +193,29 @@ def test_case_problems_are_asked_as_the_conditions_they_name() -> None:
     assert condition_of("Type 2 diabetes mellitus") == "Type 2 diabetes"
     assert condition_of("COPD exacerbation due to viral infection") == "COPD exacerbation"
     assert condition_of("Pneumonia") == "Pneumonia"
+
+
+class Capture:
+    """A generator that keeps the passages it is given and quotes the first line of the first (``Capture.seen``)."""
+
+    name = "capture"
+    seen: list[Chunk] = []
+
+    @classmethod
+    def from_settings(cls, model: str, options: object, env: object) -> Capture:
+        return cls()
+
+    def generate(self, question: str, passages, on_token=None):  # noqa: ANN001
+        from medrag.generation import Generation
+
+        Capture.seen = list(passages)
+        return Generation(f"{passages[0].text.splitlines()[0]} [1]", [1], 0, list(range(1, len(passages) + 1)),
+                          self.name)
+
+
+def test_any_generator_is_given_the_widened_passages(pages: MedRAG) -> None:
+    answer = pages.ask("How is asthma treated?", generator="tests.test_answers:Capture")
+    assert any(len(p.parts) > 1 for p in Capture.seen)  # read with the chunks around it
+    hits = pages.find("How is asthma treated?")
+    assert all(h.chunk.text in p.text for h, p in zip(hits.hits, Capture.seen, strict=True))
+    assert answer.citations[0].text == Capture.seen[0].text  # the source shows what the answer read
