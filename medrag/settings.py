@@ -1,7 +1,7 @@
 """Typed, nested settings with named presets, saved as ``settings.json`` beside every index.
 
 Each component has its own group (``embedding``, ``chunking``, ``index``, ``lexical``, ``retrieval``,
-``generation``, ``safety``, ``ingest``); a backend's own options live inside its group (``index.options``
+``generation``, ``safety``, ``answer``, ``ingest``); a backend's own options live inside its group (``index.options``
 for the vector store, ``lexical.options``, ``generation.options[BACKEND]``) and are validated by the
 backend's ``Options`` model when it is built. Every group forbids unknown keys, and values are parsed
 strictly enough that ``--set safety.strict=ture`` is an error naming the bad value.
@@ -157,8 +157,8 @@ class SafetySettings(Group):
 
     abstain_threshold: float = Field(0.45, description="confidence below this: abstain")
     abstain_margin_weight: float = Field(0.0, description="x (top1 - top5 cosine)")
-    abstain_coverage_weight: float = Field(0.35, description="x (1 - IDF-weighted share of the question's stems "
-                                                             "in the top-5 passages)")
+    abstain_coverage_weight: float = Field(0.35, description="x (1 - IDF-weighted share of the question's topic "
+                                                             "words in the top-5 passages: kinds.topic_words)")
     support_threshold: float = Field(0.65, description="a sentence is supported when this close to a cited "
                                                        "passage's sentence")
     strict: bool = Field(False, description="drop unsupported sentences instead of flagging them")
@@ -169,7 +169,7 @@ class AnswerSettings(Group):
 
     focus: bool = Field(True, description="search a long consumer message by its focus (greetings, backstory and "
                                           "signatures dropped; ages, drugs and conditions kept)")
-    expand: bool = Field(True, description="read a chosen sentence's neighbouring chunks of the same document "
+    expand: bool = Field(True, description="read each passage with its neighbouring chunks of the same document "
                                            "(a list and its lead-in, the sentence a 'These' refers to)")
 
 
