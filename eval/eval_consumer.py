@@ -47,8 +47,8 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from medrag import MedRAG, safety
+from medrag.answering.ask import gate_scores
 from medrag.answering.focus import Focus, focus
-from medrag.answering.kinds import topic_words
 from medrag.evaluation import metrics as M
 from medrag.evaluation.datasets import Question, load
 from medrag.generation.citations import clean_citations
@@ -126,18 +126,15 @@ def ask(rag: MedRAG, text: str, k: int, *, open_gate: bool = False) -> Asked:
 def focus_gate(rag: MedRAG, f: Focus, gates: list[tuple[float, float]]) -> list[bool]:
     """Whether the focus gate abstains, for each (threshold, coverage weight) in ``gates``.
 
-    The gate ``MedRAG.ask`` should read for a focused message: the top dense cosine of the searches of
-    ``f.text`` and ``f.gate_text`` (its named conditions and drugs), minus ``coverage weight × (1 − coverage)``
-    of ``f.gate_text`` in the latter's 5 best passages. For a plain question (``gate_text == text``) this is
-    the gate as it was.
+    The gate ``MedRAG.ask`` reads for a focused message (``answering.ask.gate_scores``): the top dense cosine
+    of the searches of ``f.text`` and ``f.gate_text`` (its named conditions and drugs), minus ``coverage weight ×
+    (1 − coverage)`` of ``f.gate_text`` in the latter's 5 best passages. For a plain question
+    (``gate_text == text``) this is the gate as it was.
     """
-    texts = [f.text] + ([f.gate_text] if f.gate_text != f.text else [])
-    rows = rag.retrieve_batch(texts, safety.MARGIN_DEPTH, retriever="dense", rerank=False)
-    cosines = [h.score for row in rows for h in row]
-    coverage = (rag.lexical.coverage(topic_words(f.gate_text), [h.chunk.id for h in rows[-1]])
-                if rag.lexical is not None else None)
+    dense = rag.find(f.text, safety.MARGIN_DEPTH, retriever="dense", dense_k=safety.MARGIN_DEPTH).dense
+    cosines, coverage = gate_scores(rag, f.text, dense, f)  # as MedRAG.ask computes them
     margin = rag.settings.safety.abstain_margin_weight
-    return [not rows[-1] or safety.abstain(cosines, t, margin, coverage, c) for t, c in gates]
+    return [not dense or safety.abstain(cosines, t, margin, coverage, c) for t, c in gates]
 
 
 def out_of_scope(rag: MedRAG, seed: int, n: int) -> dict[str, list[str]]:

@@ -85,14 +85,14 @@ class Retriever:
         if mode != "dense":
             bm25 = self.lexical.search(list(questions), depth)
         ranked = [self._fuse(row, dense if mode != "bm25" else None, bm25) for row in range(len(questions))]
-        near = [[(int(i), float(c)) for c, i in zip(dense[0][row], dense[1][row]) if i >= 0]
-                if dense is not None and dense_k else [] for row in range(len(questions))]
+        # each question's own (id, cosine) pairs, best first (a chunk found for several questions has one each)
+        cosines = [[(int(i), float(c)) for c, i in zip(dense[0][row], dense[1][row]) if i >= 0]
+                   if dense is not None else [] for row in range(len(questions))]
+        near = cosines if dense_k else [[] for _ in questions]
         found = self.chunks.get(sorted({i for r in (*ranked, *near) for i, _ in r}))
         results, closest = [], []
         for row, r in enumerate(ranked):
-            # this question's own cosines (a chunk found for several questions has one per question)
-            cosine = ({int(i): float(c) for c, i in zip(dense[0][row], dense[1][row]) if i >= 0}
-                      if dense is not None else {})
+            cosine = dict(cosines[row])
             hits = [Hit(found[i], s, cosine.get(i)) for i, s in r if i in found]
             results.append([h for h in hits if not filtered or where.matches(h.chunk.metadata)])
             by_cosine = [Hit(found[i], c, c) for i, c in near[row] if i in found]

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 from medrag import safety
 from medrag.answer import Answer, Citation, Passage, Sentence
 from medrag.answering.evidence import gather
-from medrag.answering.focus import focus
+from medrag.answering.focus import Focus, focus
 from medrag.answering.kinds import topic_words
-from medrag.generation.citations import CITATION, marker_numbers
+from medrag.generation.citations import BULLET, CITATION, marker_numbers
 from medrag.i18n import message, translate
 from medrag.retrieval import Hit
 
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_BULLET = re.compile(r"^([-•*])\s+")
 
 
 def ask(rag: MedRAG, question: str, *, k: int | None = None, generator: str | None = None,
@@ -58,13 +57,7 @@ def ask(rag: MedRAG, question: str, *, k: int | None = None, generator: str | No
     vector = rag.embedder.embed_queries([query])  # embedded once: the answer's and the abstention's search
     evidence = gather(rag, query, vector, k, where, retriever, safety.MARGIN_DEPTH, rag.settings.answer.expand)
     hits, passages = evidence.hits, evidence.passages
-    cosines, gated, near = [h.score for h in evidence.dense], searched, evidence.dense
-    if found is not None and found.gate_text != found.text:  # a long message is also gated on what it names
-        near = rag.find(found.gate_text, safety.MARGIN_DEPTH, where=where, retriever="dense",
-                        dense_k=safety.MARGIN_DEPTH).dense
-        cosines, gated = cosines + [h.score for h in near], found.gate_text
-    coverage = (rag.lexical.coverage(topic_words(gated), [h.chunk.id for h in near])
-                if rag.lexical is not None and s.abstain_coverage_weight else None)
+    cosines, coverage = gate_scores(rag, searched, evidence.dense, found, where, bool(s.abstain_coverage_weight))
     gen = rag.generator(generator)
     abstained = not hits or safety.abstain(cosines, s.abstain_threshold, s.abstain_margin_weight, coverage,
                                            s.abstain_coverage_weight)
@@ -105,6 +98,22 @@ def ask(rag: MedRAG, question: str, *, k: int | None = None, generator: str | No
                   **common)
 
 
+def gate_scores(rag: MedRAG, searched: str, dense: Sequence[Hit], found: Focus | None = None,
+                where: Filter | str | None = None, coverage: bool = True) -> tuple[list[float], float | None]:
+    """What the abstention gate weighs for ``searched`` and its best dense hits ``dense``: their cosines, and the
+    coverage of its topic words (``kinds.topic_words``) in them (None without a lexical index, or ``coverage``).
+    A focused long message is also searched by the conditions and drugs it names (``Focus.gate_text``): those
+    cosines count too, and the coverage is of that text in its own hits."""
+    cosines, gated, near = [h.score for h in dense], searched, list(dense)
+    if found is not None and found.gate_text != found.text:
+        near = rag.find(found.gate_text, safety.MARGIN_DEPTH, where=where, retriever="dense",
+                        dense_k=safety.MARGIN_DEPTH).dense
+        cosines, gated = cosines + [h.score for h in near], found.gate_text
+    covered = (rag.lexical.coverage(topic_words(gated), [h.chunk.id for h in near])
+               if rag.lexical is not None and coverage else None)
+    return cosines, covered
+
+
 def check(text: str, passages: Sequence[Chunk], checker: safety.SupportChecker
           ) -> list[tuple[str, safety.SentenceSupport]]:
     """Each answer sentence checked against the passages it cites, with where it stands in the answer's layout
@@ -112,7 +121,7 @@ def check(text: str, passages: Sequence[Chunk], checker: safety.SupportChecker
     sentences: list[tuple[str, list[int]]] = []
     places: list[str] = []
     for line in text.split("\n"):
-        bullet = _BULLET.match(line.strip())
+        bullet = BULLET.match(line.strip())
         found = safety.split_answer(line.strip()[bullet.end():] if bullet else line.strip())
         # a marker ending a line cites the uncited sentences before it ("- A. B. [2]", 'See "Why?" [2]')
         markers = list(CITATION.finditer(line))
@@ -165,4 +174,4 @@ def _citation(n: int, hit: Hit, passage: Chunk) -> Citation:
                     score=round(hit.score, 4), text=passage.text)
 
 
-__all__ = ["ask", "check", "first_cited", "lay_out", "renumber"]
+__all__ = ["ask", "check", "gate_scores", "first_cited", "lay_out", "renumber"]

@@ -34,7 +34,7 @@ import numpy as np
 
 from medrag.answering.kinds import LIST_KINDS, QTYPE_KIND, passage_kind
 from medrag.documents import Chunk
-from medrag.generation.citations import sentence_spans
+from medrag.generation.citations import BULLET, sentence_spans
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,6 @@ UNSEEN = re.compile(r"\b(?:described|listed|mentioned|discussed|shown) (?:above|
                     r"page|section|article|fact sheet|www\.|https?:)|^\(?for more information\b|\bclick\b|"
                     r"\bthis (?:article|page|fact sheet|section|topic)\b|\bmore information\b", re.IGNORECASE)
 _WORD = re.compile(r"[a-z][a-z'-]+")
-_BULLET = re.compile(r"^[-•*]\s+")
 MAX_ITEMS = 20  # list items kept under one lead-in
 _NEGATION = re.compile(r"\b(?:no|not|never|without|none|rarely|seldom|cannot|can't|don't|doesn't|isn't|aren't)\b",
                        re.IGNORECASE)
@@ -207,7 +206,7 @@ def kind_cue(text: str, kind: str) -> float:
 
 def bare(sentence: str) -> str:
     """A sentence without a leading list bullet."""
-    return _BULLET.sub("", sentence).strip()
+    return BULLET.sub("", sentence).strip()
 
 
 @dataclass
@@ -292,12 +291,12 @@ def _items(lines: list[list[int]], i: int, sentences: Sequence[str]) -> list[lis
     ``:``-like ending, short lines of one sentence that are not headings (up to ``MAX_ITEMS``)."""
     lead = bare(sentences[lines[i][-1]])
     items: list[list[int]] = []
-    if _BULLET.match(sentences[lines[i][0]]) and not lead.endswith(":"):
+    if BULLET.match(sentences[lines[i][0]]) and not lead.endswith(":"):
         return items  # an item of a list, not the lead-in of the next
     plain = bool(LEAD_IN.search(lead))
     for line in lines[i + 1:]:
         first = sentences[line[0]]
-        if _BULLET.match(first):
+        if BULLET.match(first):
             if len(" ".join(sentences[r] for r in line).split()) > 60:
                 break
         elif not plain or len(line) > 1 or len(first.split()) > 25 or _is_heading(first) or first.endswith(":") or \

@@ -14,6 +14,8 @@ _END = re.compile(r"[.!?][\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 #: words whose period does not end a sentence (e.g., et al., vs., Fig.) and initials ("J. Smith")
 _ABBREVIATION = re.compile(r"(?:(?<![\w.])(?i:e\.g|i\.e|et al|vs|cf|fig|figs|approx|ca|no|nos|dr|mr|mrs|ms|"
                            r"prof|st|resp|ref|refs|eq|vol|pp|inc|ltd|jr|sr)|(?<![\w.])[A-Z])\.$")
+#: a list bullet opening a line ("- item", "• item"): the item is quoted, and checked, without it
+BULLET = re.compile(r"^[-•*]\s+")
 #: a structured-abstract section label at the start of a sentence ("RESULTS:", "BACKGROUND AND AIMS:")
 _LABEL = re.compile(r"^[A-Z][A-Z0-9 &/,-]{2,60}:\s*")
 #: a sentence end followed by its markers ("... risk.[1][2]"): the markers belong to that sentence
@@ -114,5 +116,5 @@ def passage_sentences(passage: str) -> list[str]:
     return [clean_citations(s, set())[0] for s in split_sentences(passage)] or [passage]
 
 
-__all__ = ["CITATION", "MAX_RANGE", "answer_sentences", "clean_citations", "marker_numbers", "passage_sentences",
-           "sentence_spans", "split_answer", "split_sentences"]
+__all__ = ["BULLET", "CITATION", "MAX_RANGE", "answer_sentences", "clean_citations", "marker_numbers",
+           "passage_sentences", "sentence_spans", "split_answer", "split_sentences"]

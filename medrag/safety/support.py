@@ -1,19 +1,17 @@
 """Citation support: is each answer sentence close to a sentence of the passage it cites?"""
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medrag.generation.citations import passage_sentences
+from medrag.generation.citations import BULLET, passage_sentences
 
 if TYPE_CHECKING:
     from medrag.embedding import Embedder
 
-_BULLET = re.compile(r"^[-•*]\s+")
 #: calibrated for all-MiniLM-L6-v2 (eval/reports/answering.md): F1-optimal on BioASQ 7B against on-topic
 #: negatives; the settings default (``safety.support_threshold``)
 SUPPORT_THRESHOLD = 0.65
@@ -42,7 +40,7 @@ class SupportChecker:
         """One ``SentenceSupport`` per sentence (passages numbered from 1); uncited supported ones get a citation."""
         if not sentences:
             return []
-        parts = [[_BULLET.sub("", s) for s in passage_sentences(p)] for p in passages]  # "- item" quoted as "item"
+        parts = [[BULLET.sub("", s) for s in passage_sentences(p)] for p in passages]  # "- item" quoted as "item"
         quoted = [[n for n in cited if 1 <= n <= len(passages) and text in parts[n - 1]] for text, cited in sentences]
         best = np.full((len(sentences), len(passages) + 1), -1.0, dtype=np.float32)  # per passage number
         if not all(quoted):  # a sentence quoted from the passage it cites has support 1 without embedding it
